@@ -1,0 +1,45 @@
+# EchoSclero — the two commands a newcomer needs:
+#   make demo   run a simulated ultrasound-guided injection; writes out/demo/ (MP4 + PNG contact sheet)
+#   make test   lint and run the test suite
+# Both create the virtual environment (.venv) from the lock file (uv.lock) on first use.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: demo test test-fast lint bench clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo    simulated guided injection -> out/demo/ (MP4, contact sheet PNG, DICOM, truth.json)"
+	@echo "make test    ruff + the full test suite"
+	@echo "make bench   speed and accuracy benchmarks -> docs/benchmarks.md"
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+demo: $(VENV)/.synced
+	$(VENV)/bin/echosclero demo --out out/demo
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: lint
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
+
+test-fast: $(VENV)/.synced
+	$(VENV)/bin/pytest -n 2 -q -m "not slow"
+
+bench: $(VENV)/.synced
+	$(VENV)/bin/python -m benchmarks
+
+clean:
+	rm -rf out .pytest_cache

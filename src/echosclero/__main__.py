@@ -1,0 +1,3 @@
+from echosclero.cli import main
+
+raise SystemExit(main())

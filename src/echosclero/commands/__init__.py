@@ -1,0 +1,1 @@
+"""Sub-commands of ``echosclero``; see :mod:`echosclero.cli`."""
