@@ -23,6 +23,7 @@ from echosclero.errors import EchoScleroError
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = (
+    "demo",
     "simulate",
     "info",
     "analyze",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from echosclero.errors import InputError
 
@@ -33,14 +33,14 @@ __all__ = [
 ]
 
 
-class VeinSystem(str, Enum):
+class VeinSystem(StrEnum):
     SUPERFICIAL = "superficial"
     DEEP = "deep"
     PERFORATOR = "perforator"
     JUNCTION = "junction"  # saphenofemoral / saphenopopliteal junctions (superficial side)
 
 
-class VeinType(str, Enum):
+class VeinType(StrEnum):
     """Vein type used to choose sclerosant concentration (Rabe et al., Phlebology 2014;29:338-54)."""
 
     TELANGIECTASIA = "telangiectasia"  # < 1 mm

@@ -1,0 +1,57 @@
+"""The FastAPI application: ``create_app(settings)``; served by ``echosclero serve``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from echosclero import __version__
+from echosclero.api import errors
+from echosclero.api.ratelimit import RateLimiter
+from echosclero.api.routes import admin, appointments, auth, followup, patients, treatment
+from echosclero.api.settings import Settings
+from echosclero.store.db import make_engine, make_sessionmaker
+from echosclero.store.migrate import upgrade
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+The EchoSclero clinic record. Sign in with `POST /api/token` (OAuth2 password flow) and send
+`Authorization: Bearer <token>`. Every read and write of patient data is written to the audit log.
+
+Safety rules (dose limits, contraindications, notice periods) refuse a request with HTTP 422 and a message
+naming the rule and its source; a physician may override a clinical rule with `override_reason`.
+The rules and their sources: `GET /api/rules`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, migrate: bool = True
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+    engine = engine or make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    app = FastAPI(
+        title="EchoSclero clinic record",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.public_limiter = RateLimiter(settings.public_requests_per_hour, 3600.0)
+    app.state.public_global_limiter = RateLimiter(max(100, settings.public_requests_per_hour * 20), 3600.0)
+    app.state.login_limiter = RateLimiter(settings.login_failures_per_15min, 900.0)
+    errors.install(app)
+    for module in (auth, patients, treatment, followup, appointments, admin):
+        app.include_router(module.router)
+
+    @app.get("/api/health", tags=["public"])
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    return app

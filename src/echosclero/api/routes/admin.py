@@ -1,0 +1,79 @@
+"""The rule book (read by all, adjusted by physicians with an audit entry) and the audit log (admin)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+from sqlalchemy import select
+
+from echosclero.api.errors import HTTPProblem
+from echosclero.api.routes.common import Need, P
+from echosclero.api.schemas import AuditOut, RuleOut, RuleValueIn
+from echosclero.clinic.rules import RuleBook, check_rule_value
+from echosclero.errors import InputError
+from echosclero.store.models import AuditEntry, RuleValue
+
+router = APIRouter(prefix="/api", tags=["rules"])
+
+
+def _rules_out(book: RuleBook) -> list[RuleOut]:
+    defaults = RuleBook()
+    return [RuleOut(**r.as_dict(), default=defaults[r.code].value) for r in book.rules.values()]
+
+
+@router.get("/rules", response_model=list[RuleOut])
+def list_rules(ctx: Need(P.RULES_READ)):
+    """Every enforced number with its unit, enforcement and source ([verify] rules only warn)."""
+    return _rules_out(ctx.rules())
+
+
+@router.put("/rules/{code}", response_model=RuleOut)
+def set_rule(
+    code: Annotated[str, Path(max_length=60, pattern=r"^[A-Z0-9_]+$")],
+    body: RuleValueIn,
+    ctx: Need(P.RULES_WRITE),
+):
+    book = RuleBook()
+    if code not in book.rules:
+        raise HTTPProblem(404, f"rule {code} not found")
+    rule = book[code]
+    try:
+        value = check_rule_value(rule, body.value)
+    except InputError as exc:
+        raise HTTPProblem(422, str(exc)) from None
+    row = ctx.db.get(RuleValue, code)
+    old = row.value if row else rule.value
+    if row is None:
+        ctx.db.add(RuleValue(code=code, value=value, reason=body.reason, updated_by=ctx.user.id))
+    else:
+        row.value, row.reason, row.updated_by = value, body.reason, ctx.user.id
+    ctx.audit("update", "rule", code, old=old, new=value, default=rule.value, reason=body.reason)
+    ctx.commit()
+    return next(r for r in _rules_out(ctx.rules()) if r.code == code)
+
+
+@router.get("/audit", response_model=list[AuditOut], tags=["audit"])
+def read_audit(
+    ctx: Need(P.AUDIT_READ),
+    patient_id: int | None = Query(None, ge=1, le=2_147_483_647),
+    user_id: int | None = Query(None, ge=1, le=2_147_483_647),
+    action: str | None = Query(None, max_length=20, pattern=r"^[a-z_]+$"),
+    since: AwareDatetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10_000_000),
+):
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if patient_id is not None:
+        stmt = stmt.where(AuditEntry.patient_id == patient_id)
+    if user_id is not None:
+        stmt = stmt.where(AuditEntry.user_id == user_id)
+    if action is not None:
+        stmt = stmt.where(AuditEntry.action == action)
+    if since is not None:
+        if not 1970 <= since.year <= 2100:
+            raise HTTPProblem(422, "since must lie between 1970 and 2100")
+        stmt = stmt.where(AuditEntry.at >= since)
+    rows = ctx.db.scalars(stmt.limit(limit).offset(offset)).all()
+    ctx.audit("read", "audit", count=len(rows))
+    ctx.commit()
+    return rows

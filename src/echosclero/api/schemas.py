@@ -1,0 +1,756 @@
+"""Request and response models. One family per entity: ``...In`` (create), ``...Patch``, ``...Out``.
+
+Input is validated strictly: unknown fields are refused (a misspelt ``liquid_gas_ration`` must not be
+silently ignored in a dosing request), strings are bounded and free of control characters and lone
+surrogates, numbers are finite, dates lie in plausible ranges, ids fit in 31 bits.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from echosclero.clinic import patient as pt
+from echosclero.clinic.appointments import AppointmentKind, AppointmentStatus, RequestStatus, check_contact
+from echosclero.clinic.candidacy import get_contraindication
+from echosclero.clinic.dosing import Agent, Form, Gas, parse_ratio
+from echosclero.clinic.followup import ComplicationType, FollowupKind, SegmentOutcome, Severity
+from echosclero.clinic.roles import Role
+from echosclero.clinic.segments import get_segment
+from echosclero.clinic.sessions import CompressionKind, ObservationOutcome
+from echosclero.clinic.treatments import TreatmentKind
+from echosclero.errors import InputError
+
+MAX_ID = 2_147_483_647
+
+
+def _clean(s: str, *, multiline: bool) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text contains an invalid character (a lone surrogate)") from None
+    bad = [c for c in s if (ord(c) < 32 and not (multiline and c in "\n\r\t")) or ord(c) == 127]
+    if bad:
+        raise ValueError(f"text contains control characters ({', '.join(repr(c) for c in bad[:3])})")
+    return s
+
+
+def _line(s: str) -> str:
+    return _clean(s, multiline=False)
+
+
+def _text(s: str) -> str:
+    return _clean(s, multiline=True)
+
+
+def _wrap(fn):
+    def inner(v):
+        try:
+            return fn(v)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    return inner
+
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_line)
+]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_line)]
+Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_text)]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000), AfterValidator(_text)
+]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+SegmentCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20),
+    AfterValidator(_wrap(lambda c: get_segment(c).code)),
+]
+Ratio = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=10),
+    AfterValidator(_wrap(lambda r: "{}:{}".format(*parse_ratio(r)))),
+]
+
+
+def _date_range(lo: date, hi: date):
+    def check(d: date) -> date:
+        if not lo <= d <= hi:
+            raise ValueError(f"date {d.isoformat()} is outside {lo.isoformat()} .. {hi.isoformat()}")
+        return d
+
+    return check
+
+
+def _dt_range(d: datetime) -> datetime:
+    if not 2000 <= d.astimezone(UTC).year <= 2100:
+        raise ValueError(f"time {d.isoformat()} is outside the years 2000-2100")
+    return d.astimezone(UTC)
+
+
+ClinicalDate = Annotated[date, AfterValidator(_date_range(date(1950, 1, 1), date(2100, 12, 31)))]
+BirthDate = Annotated[date, AfterValidator(_date_range(pt.BIRTH_DATE_MIN, date(2100, 12, 31)))]
+Moment = Annotated[AwareDatetime, AfterValidator(_dt_range)]
+PositiveMl = Annotated[float, Field(gt=0, le=1000)]
+Pct = Annotated[float, Field(gt=0, le=100)]
+Limb = Literal["left", "right"]
+ExamLimb = Literal["left", "right", "both"]
+OverrideReason = Annotated[
+    Reason | None,
+    Field(
+        description="a physician's written reason to override a refusing safety rule (kept in the audit log)"
+    ),
+]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- users and auth ---
+
+
+class Token(Out):
+    access_token: str
+    token_type: str = "bearer"
+    role: str
+    expires_in_s: int
+
+
+class UserIn(In):
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{2,64}$")]
+    password: Annotated[str, StringConstraints(min_length=10, max_length=256)]
+    role: Role
+    full_name: Short = ""
+
+
+class UserPatch(In):
+    role: Role | None = None
+    active: bool | None = None
+    password: Annotated[str, StringConstraints(min_length=10, max_length=256)] | None = None
+    full_name: Short | None = None
+
+
+class UserOut(Out):
+    id: int
+    username: str
+    full_name: str
+    role: str
+    active: bool
+
+
+# --- patients ---
+
+
+class PatientIn(In):
+    family_name: Name
+    given_name: Name
+    birth_date: BirthDate
+    sex: pt.Sex
+    weight_kg: Annotated[float, AfterValidator(_wrap(pt.check_weight_kg))]
+    email: Short | None = None
+    phone: Short | None = None
+    notes: Note = ""
+
+    @field_validator("birth_date")
+    @classmethod
+    def _not_future(cls, v: date) -> date:
+        try:
+            return pt.check_birth_date(v, today=date.today())
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class PatientPatch(In):
+    family_name: Name | None = None
+    given_name: Name | None = None
+    birth_date: BirthDate | None = None
+    sex: pt.Sex | None = None
+    weight_kg: Annotated[float, AfterValidator(_wrap(pt.check_weight_kg))] | None = None
+    email: Short | None = None
+    phone: Short | None = None
+    notes: Note | None = None
+
+
+class PatientOut(Out):
+    id: int
+    family_name: str
+    given_name: str
+    birth_date: date
+    sex: str
+    weight_kg: float | None = Field(None, description="null for roles without clinical access")
+    email: str | None = None
+    phone: str | None = None
+    notes: str | None = Field(None, description="null for roles without clinical access")
+    created_at: datetime
+
+
+class ConsentIn(In):
+    kind: Literal["sclerotherapy", "foam_sclerotherapy", "photography", "data_processing", "research"]
+    given: bool
+    signed_on: ClinicalDate
+    document_ref: Short = ""
+
+
+class ConsentOut(Out):
+    id: int
+    patient_id: int
+    kind: str
+    given: bool
+    signed_on: date
+    document_ref: str
+    created_at: datetime
+
+
+MAX_MAP_CHARS = 2_000_000
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise ValueError("vein map nested deeper than 32 levels")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _text(k)
+            _check_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, depth + 1)
+    elif isinstance(value, str):
+        _text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("vein map holds a non-finite number")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        raise ValueError("vein map holds an integer too large to store exactly")
+
+
+def _vein_map(value: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    _check_json(value)
+    if len(json.dumps(value)) > MAX_MAP_CHARS:
+        raise ValueError(f"vein map larger than {MAX_MAP_CHARS} characters")
+    try:  # the mapping model, when echosclero.mapping provides a validator, has the last word
+        from echosclero import mapping  # type: ignore[attr-defined]
+    except ImportError:
+        return value
+    validate = getattr(mapping, "validate_vein_map", None)
+    if validate is None:
+        return value
+    try:
+        return validate(value)
+    except (InputError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"vein map is not valid: {exc}") from None
+
+
+class ExamIn(In):
+    exam_date: ClinicalDate
+    limb: ExamLimb
+    vein_map: Annotated[dict[str, Any], AfterValidator(_vein_map)] = Field(
+        default_factory=dict, description="the duplex vein map as the mapping model writes it (JSON object)"
+    )
+    findings: Note = ""
+
+
+class ExamOut(Out):
+    id: int
+    patient_id: int
+    exam_date: date
+    limb: str
+    vein_map: dict[str, Any]
+    findings: str
+    created_by: int | None
+    created_at: datetime
+
+
+class AssessmentIn(In):
+    assessed_on: ClinicalDate
+    limb: ExamLimb
+    ceap: Annotated[str, StringConstraints(max_length=80), AfterValidator(_wrap(pt.check_ceap))] | None = None
+    vcss: Annotated[int, Field(ge=0, le=30)] | None = None
+    vcss_items: dict[Literal[pt.VCSS_ITEMS], Annotated[int, Field(ge=0, le=3)]] | None = None  # type: ignore
+    symptoms: list[Short] = Field(default_factory=list, max_length=50)
+    notes: Note = ""
+
+    @model_validator(mode="after")
+    def _scores(self):
+        if self.vcss is not None or self.vcss_items is not None:
+            try:
+                self.vcss = pt.check_vcss(self.vcss_items, self.vcss)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        if self.ceap is None and self.vcss is None and not self.symptoms:
+            raise ValueError("give at least one of ceap, vcss (or vcss_items), symptoms")
+        return self
+
+
+class AssessmentOut(Out):
+    id: int
+    patient_id: int
+    assessed_on: date
+    limb: str
+    ceap: str | None
+    vcss: int | None
+    vcss_items: dict[str, int] | None
+    symptoms: list[str]
+    notes: str
+    created_at: datetime
+
+
+ContraCode = Annotated[
+    str, StringConstraints(max_length=60), AfterValidator(_wrap(lambda c: get_contraindication(c).code))
+]
+
+
+class CandidacyIn(In):
+    assessed_on: ClinicalDate
+    present: list[ContraCode] = Field(
+        default_factory=list,
+        max_length=50,
+        description="codes of the contraindications present (GET /api/candidacy/"
+        "checklist); an empty list means none",
+    )
+    reasoning: Note = ""
+    override_reason: OverrideReason = None
+
+
+class ContraOut(Out):
+    code: str
+    text: str
+    kind: str
+    source: str
+    foam_only: bool
+
+
+class CandidacyOut(Out):
+    id: int
+    patient_id: int
+    assessed_on: date
+    present: list[str]
+    absolute: list[ContraOut]
+    relative: list[ContraOut]
+    blocks_planning: bool
+    reasoning: str
+    override_reason: str | None
+    created_at: datetime
+
+
+class TestInjectionIn(In):
+    given_on: ClinicalDate
+    agent: Agent
+    concentration_pct: Pct
+    volume_ml: PositiveMl
+    observed_minutes: Annotated[float, Field(ge=0, le=24 * 60)] | None = None
+    reaction: bool = False
+    notes: Note = ""
+
+
+class TestInjectionOut(Out):
+    id: int
+    patient_id: int
+    given_on: date
+    agent: str
+    concentration_pct: float
+    volume_ml: float
+    observed_minutes: float | None
+    reaction: bool
+    notes: str
+    warnings: list[dict] = []
+
+
+class TreatmentIn(In):
+    limb: Limb
+    segment: SegmentCode
+    kind: TreatmentKind
+    treated_on: ClinicalDate | None = None
+    notes: Note = ""
+
+
+class TreatmentOut(Out):
+    id: int
+    patient_id: int
+    limb: str
+    segment: str
+    kind: str
+    treated_on: date | None
+    notes: str
+
+
+# --- plans, sessions, injections ---
+
+
+class _Prep(In):
+    segment: SegmentCode
+    agent: Agent
+    form: Form
+    concentration_pct: Pct
+    liquid_gas_ratio: Ratio | None = Field(None, description="liquid:gas, e.g. '1:4'; required for foam only")
+    gas: Gas | None = None
+
+    @model_validator(mode="after")
+    def _foam(self):
+        if self.form is Form.FOAM and self.liquid_gas_ratio is None:
+            raise ValueError("liquid_gas_ratio is required for foam (e.g. '1:4')")
+        if self.form is Form.LIQUID and (self.liquid_gas_ratio is not None or self.gas is not None):
+            raise ValueError("liquid_gas_ratio and gas are only for foam")
+        return self
+
+
+class PlanItemIn(_Prep):
+    planned_volume_ml: PositiveMl
+
+
+class PlanItemOut(Out):
+    segment: str
+    agent: str
+    form: str
+    concentration_pct: float
+    liquid_gas_ratio: str | None
+    gas: str | None
+    planned_volume_ml: float
+
+
+class PlanIn(In):
+    limb: Limb
+    items: list[PlanItemIn] = Field(min_length=1, max_length=50)
+    notes: Note = ""
+    override_reason: OverrideReason = None
+
+
+class PlanOut(Out):
+    id: int
+    patient_id: int
+    limb: str
+    status: str
+    items: list[PlanItemOut]
+    notes: str
+    warnings: list[dict]
+    override_reason: str | None
+    created_at: datetime
+
+
+class SessionIn(In):
+    date: ClinicalDate
+    limb: Limb
+    plan_id: Id | None = None
+    started_at: Moment | None = None
+    override_reason: OverrideReason = None
+
+
+class SessionPatch(In):
+    started_at: Moment | None = None
+    ended_at: Moment | None = None
+    observation_minutes: Annotated[float, Field(ge=0, le=24 * 60)] | None = None
+    observation_outcome: ObservationOutcome | None = None
+    observation_notes: Note | None = None
+    compression: CompressionKind | None = None
+    stocking_class: Annotated[int, Field(ge=1, le=4)] | None = None
+    compression_days: Annotated[int, Field(ge=0, le=120)] | None = None
+    regimen: Annotated[str, StringConstraints(max_length=40)] | None = None
+    status: Literal["open", "closed"] | None = None
+
+
+class InjectionIn(_Prep):
+    volume_ml: PositiveMl
+    time: Moment | None = Field(None, description="when it was injected (default: now)")
+    ultrasound_confirmed: bool | None = Field(
+        None, description="intraluminal position confirmed on ultrasound"
+    )
+    frame_ref: Short | None = Field(
+        None, description="reference to the confirming frame (e.g. a DICOM SOP instance UID and frame number)"
+    )
+    spread_cm: Annotated[float, Field(ge=0, le=200)] | None = None
+    spasm: bool | None = None
+    notes: Note = ""
+    override_reason: OverrideReason = None
+
+
+class InjectionOut(Out):
+    id: int
+    session_id: int
+    segment: str
+    agent: str
+    form: str
+    concentration_pct: float
+    volume_ml: float
+    liquid_gas_ratio: str | None
+    gas: str | None
+    mass_mg: float
+    injected_at: datetime
+    ultrasound_confirmed: bool | None
+    frame_ref: str | None
+    spread_cm: float | None
+    spasm: bool | None
+    notes: str
+    warnings: list[dict]
+    override_reason: str | None
+
+
+class InjectionCreated(InjectionOut):
+    session_totals: dict[str, float]
+    remaining: dict[str, float]
+
+
+class SessionOut(Out):
+    id: int
+    patient_id: int
+    plan_id: int | None
+    date: date
+    limb: str
+    operator_id: int | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    observation_minutes: float | None
+    observation_outcome: str | None
+    observation_notes: str
+    compression: str | None
+    stocking_class: int | None
+    compression_days: int | None
+    regimen: str | None
+    status: str
+    warnings: list[dict]
+    totals: dict[str, float] = {}
+    remaining: dict[str, float] = {}
+    injections: list[InjectionOut] = []
+
+
+# --- follow-up ---
+
+
+class FollowupIn(In):
+    kind: FollowupKind
+    due_on: ClinicalDate
+    session_id: Id | None = None
+    notes: Note = ""
+
+
+class OutcomeIn(In):
+    limb: Limb
+    segment: SegmentCode
+    outcome: SegmentOutcome
+    diameter_mm: Annotated[float, Field(gt=0, le=50)] | None = None
+
+
+class FollowupPatch(In):
+    status: Literal["scheduled", "done", "missed", "cancelled"] | None = None
+    done_on: ClinicalDate | None = None
+    dvt_found: bool | None = None
+    notes: Note | None = None
+    outcomes: list[OutcomeIn] = Field(default_factory=list, max_length=60)
+
+
+class OutcomeOut(Out):
+    limb: str
+    segment: str
+    outcome: str
+    observed_on: date
+    diameter_mm: float | None
+
+
+class FollowupOut(Out):
+    id: int
+    patient_id: int
+    session_id: int | None
+    kind: str
+    due_on: date
+    purpose: str
+    rule: str | None
+    status: str
+    done_on: date | None
+    dvt_found: bool | None
+    notes: str
+    outcomes: list[OutcomeOut] = []
+
+
+class ComplicationIn(In):
+    type: ComplicationType
+    severity: Severity
+    onset_on: ClinicalDate
+    resolved_on: ClinicalDate | None = None
+    session_id: Id | None = None
+    treatment: Note = ""
+    notes: Note = ""
+
+
+class ComplicationPatch(In):
+    severity: Severity | None = None
+    resolved_on: ClinicalDate | None = None
+    treatment: Note | None = None
+    notes: Note | None = None
+
+
+class ComplicationOut(Out):
+    id: int
+    patient_id: int
+    session_id: int | None
+    type: str
+    severity: str
+    onset_on: date
+    resolved_on: date | None
+    treatment: str
+    notes: str
+
+
+class ResidualOut(Out):
+    limb: str
+    segment: str
+    outcome: str
+    observed_on: date
+
+
+class InstructionsOut(Out):
+    kind: str
+    regimen: str
+    text: str
+    source: str
+
+
+class TemplateIn(In):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20_000), AfterValidator(_text)]
+
+
+class TemplateOut(Out):
+    key: str
+    body: str
+    customised: bool
+
+
+# --- rules and audit ---
+
+
+class RuleOut(Out):
+    code: str
+    title: str
+    value: float | bool | None
+    default: float | bool | None
+    unit: str
+    mark: str
+    source: str
+    citation: str
+    enforcement: str
+    table: str | None
+
+
+class RuleValueIn(In):
+    value: float | bool
+    reason: Reason
+
+
+class AuditOut(Out):
+    id: int
+    at: datetime
+    user_id: int | None
+    username: str
+    role: str
+    action: str
+    resource: str
+    resource_id: str | None
+    patient_id: int | None
+    method: str
+    path: str
+    client_ip: str
+    detail: dict[str, Any]
+
+
+# --- appointments ---
+
+
+class AppointmentIn(In):
+    patient_id: Id
+    kind: AppointmentKind
+    start: Moment
+    duration_min: Annotated[int, Field(ge=5, le=480)] = 30
+    notes: Note = ""
+    request_id: Id | None = None
+
+
+class AppointmentPatch(In):
+    start: Moment | None = None
+    duration_min: Annotated[int, Field(ge=5, le=480)] | None = None
+    kind: AppointmentKind | None = None
+    status: Literal["completed", "no_show"] | None = None
+    notes: Note | None = None
+    override_reason: Annotated[
+        Reason | None, Field(description="reason to reschedule inside the notice period")
+    ] = None
+
+
+class CancelIn(In):
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(_text)
+    ]
+    override_reason: Annotated[
+        Reason | None, Field(description="reason to cancel inside the notice period")
+    ] = None
+
+
+class AppointmentOut(Out):
+    id: int
+    patient_id: int
+    kind: str
+    start: datetime
+    duration_min: int
+    status: AppointmentStatus
+    notes: str
+    request_id: int | None
+    reminder_sent_at: datetime | None
+    cancel_reason: str | None
+    override_reason: str | None
+    warnings: list[dict] = []
+
+
+class PublicRequestIn(In):
+    name: Name
+    email: Short | None = None
+    phone: Short | None = None
+    preferred_times: Annotated[str, StringConstraints(max_length=500), AfterValidator(_text)] = ""
+    reason: Annotated[str, StringConstraints(max_length=2000), AfterValidator(_text)] = ""
+    website: Annotated[str, StringConstraints(max_length=200)] = Field(
+        "", description="leave empty (a field people do not see; automated submissions fill it)"
+    )
+
+    @model_validator(mode="after")
+    def _contact(self):
+        try:
+            check_contact(self.email or None, self.phone or None)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class PublicRequestAck(Out):
+    received: bool
+    message: str
+
+
+class RequestOut(Out):
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    preferred_times: str
+    reason: str
+    status: str
+    appointment_id: int | None
+    created_at: datetime
+
+
+class RequestPatch(In):
+    status: RequestStatus
+    appointment_id: Id | None = None

@@ -1,0 +1,82 @@
+"""Settings from the environment; unsafe defaults are refused.
+
+- ``ECHOSCLERO_DATABASE_URL``: database (default: SQLite ``clinic.db`` in the data folder).
+- ``ECHOSCLERO_DATA_DIR``: the data folder (default: the platform's per-user data folder).
+- ``ECHOSCLERO_SECRET_KEY``: key that signs access tokens (at least 32 characters). When it is not set,
+  a random key is generated once and kept in ``<data folder>/secret_key`` with permissions 0600; a key
+  file readable by group or others is refused.
+- ``ECHOSCLERO_TOKEN_MINUTES``: lifetime of an access token (default 480).
+- ``ECHOSCLERO_PUBLIC_REQUESTS_PER_HOUR``: public appointment requests per client address (default 5).
+- ``ECHOSCLERO_CLINIC_NAME``, ``ECHOSCLERO_CLINIC_PHONE``: printed on patient instructions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from echosclero.errors import EchoScleroError
+from echosclero.store.db import data_dir, database_url
+
+__all__ = ["Settings", "load_secret_key"]
+
+MIN_SECRET_CHARS = 32
+
+
+class SettingsError(EchoScleroError):
+    pass
+
+
+def load_secret_key(folder: Path | None = None) -> str:
+    env = os.environ.get("ECHOSCLERO_SECRET_KEY")
+    if env is not None:
+        if len(env) < MIN_SECRET_CHARS:
+            raise SettingsError(
+                f"ECHOSCLERO_SECRET_KEY is shorter than {MIN_SECRET_CHARS} characters; use e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        return env
+    folder = folder or data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077 and os.name == "posix":
+            raise SettingsError(
+                f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
+            ) from None
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_CHARS:
+            raise SettingsError(f"{path} holds a key shorter than {MIN_SECRET_CHARS} characters") from None
+        return key
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: str
+    token_minutes: int = 480
+    public_requests_per_hour: int = 5
+    login_failures_per_15min: int = 10
+    clinic_name: str = "the clinic"
+    clinic_phone: str = ""
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=database_url(),
+            secret_key=load_secret_key(),
+            token_minutes=int(os.environ.get("ECHOSCLERO_TOKEN_MINUTES", "480")),
+            public_requests_per_hour=int(os.environ.get("ECHOSCLERO_PUBLIC_REQUESTS_PER_HOUR", "5")),
+            clinic_name=os.environ.get("ECHOSCLERO_CLINIC_NAME", "the clinic"),
+            clinic_phone=os.environ.get("ECHOSCLERO_CLINIC_PHONE", ""),
+        )

@@ -1,0 +1,191 @@
+"""Needle detection and tracking.
+
+In-plane needle: the shaft is the brightest straight line in the image, steeper than the tissue layers
+(skin, fascia and septa lie within a few degrees of horizontal); found with a probabilistic Hough transform on
+the brightest pixels at full resolution, then the tip is located along the shaft where the echo falls to
+half-way between the shaft level and the surrounding tissue. Out-of-plane: a compact saturated dot with a
+reverberation tail below it (a "comet tail"), reported only when no shaft is seen.
+
+:class:`NeedleTracker` keeps the tip through short drop-outs with an alpha-beta filter (constant velocity) and
+reports the needle as lost after :data:`HOLD_S` seconds without a measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from echosclero.guidance.preprocess import Prepared
+
+__all__ = ["HOLD_S", "NeedleMeasurement", "NeedleTracker", "detect_needle"]
+
+#: Shaft angles accepted, degrees below horizontal: tissue planes are flatter, vertical lines are artefacts.
+MIN_ANGLE_DEG = 8.0
+MAX_ANGLE_DEG = 75.0
+#: Shortest visible shaft (mm).
+MIN_SHAFT_MM = 3.0
+#: How long the tracker holds a tip without measurement (s) before declaring the needle lost.
+HOLD_S = 0.5
+#: Bevel echo and PSF: the bright echo extends this far (mm) beyond the geometric tip.
+TIP_ECHO_MM = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class NeedleMeasurement:
+    """One frame's needle: positions in mm, angle in degrees below horizontal."""
+
+    tip_mm: tuple[float, float]
+    entry_mm: tuple[float, float]
+    angle_deg: float | None
+    confidence: float
+    plane: str = "in"  # "in" (shaft) or "out" (cross-section dot)
+    shaft_px: tuple[tuple[float, float], tuple[float, float]] | None = None  # (row, col) entry, tip; full res
+
+
+def _bright_threshold(full: np.ndarray) -> float:
+    sub = full[::4, ::4]
+    p = np.percentile(sub, (50, 99.7))
+    return float(max(p[1] * 0.97, p[0] + 0.6 * (255.0 - p[0])))
+
+
+def detect_needle(prep: Prepared) -> NeedleMeasurement | None:
+    """The in-plane needle shaft and tip of one frame, or ``None``."""
+    if not prep.usable:
+        return None
+    full = prep.full
+    rows, cols = full.shape
+    mmx, mmz = prep.full_mm_per_px_x, prep.full_mm_per_px_z
+    thr = _bright_threshold(full)
+    mask = (full >= thr).astype(np.uint8) * 255
+    min_len_px = MIN_SHAFT_MM / mmx
+    lines = cv2.HoughLinesP(mask, 1, math.pi / 180, threshold=max(10, int(min_len_px * 0.6)),
+                            minLineLength=min_len_px, maxLineGap=max(2, int(round(0.8 / mmx))))
+    if lines is None or len(lines) == 0:
+        return None
+    lines = np.asarray(lines).reshape(-1, 4).astype(np.float64)
+    dx_mm = (lines[:, 2] - lines[:, 0]) * mmx
+    dz_mm = (lines[:, 3] - lines[:, 1]) * mmz
+    length = np.hypot(dx_mm, dz_mm)
+    ang = np.degrees(np.arctan2(np.abs(dz_mm), np.abs(dx_mm)))
+    ok = (ang >= MIN_ANGLE_DEG) & (ang <= MAX_ANGLE_DEG) & (length >= MIN_SHAFT_MM)
+    if not ok.any():
+        return None
+    cand = lines[ok]
+    length = length[ok]
+    # the main shaft: the longest, then the shallowest of near-parallel candidates (reverberations lie below)
+    best = cand[int(np.argmax(length))]
+    x0, z0, x1, z1 = best[0] * mmx, best[1] * mmz, best[2] * mmx, best[3] * mmz
+    u = np.array([x1 - x0, z1 - z0])
+    u /= max(np.linalg.norm(u), 1e-9)
+    # merge collinear segments of the same shaft (gaps under speckle/shadow)
+    n = np.array([-u[1], u[0]])
+    p0 = np.array([x0, z0])
+    ends = []
+    for seg in cand:
+        a = np.array([seg[0] * mmx, seg[1] * mmz])
+        b = np.array([seg[2] * mmx, seg[3] * mmz])
+        if abs((a - p0) @ n) < 0.5 and abs((b - p0) @ n) < 0.5:
+            ends.extend([(a - p0) @ u, (b - p0) @ u])
+    s_lo, s_hi = min(ends), max(ends)
+    e_lo, e_hi = p0 + s_lo * u, p0 + s_hi * u
+    width_mm, depth_mm = cols * mmx, rows * mmz
+
+    def border_dist(p: np.ndarray) -> float:
+        return min(p[0], width_mm - p[0], p[1])
+
+    if border_dist(e_lo) <= border_dist(e_hi):
+        entry, tip, d = e_lo, e_hi, u
+    else:
+        entry, tip, d = e_hi, e_lo, -u
+    tip = _refine_tip(full, tip, d, mmx, mmz, thr)
+    angle = math.degrees(math.atan2(abs(d[1]), abs(d[0])))
+    seg_len = float(np.linalg.norm(tip - entry))
+    conf = float(np.clip(seg_len / 10.0, 0.3, 1.0))
+    shaft_px = ((entry[1] / mmz, entry[0] / mmx), (tip[1] / mmz, tip[0] / mmx))
+    return NeedleMeasurement(tip_mm=(float(tip[0]), float(tip[1])), entry_mm=(float(entry[0]), float(entry[1])),
+                             angle_deg=angle, confidence=conf, plane="in", shaft_px=shaft_px)
+
+
+def _refine_tip(full: np.ndarray, tip: np.ndarray, d: np.ndarray, mmx: float, mmz: float, thr: float) -> np.ndarray:
+    """Move the tip along the shaft direction ``d`` to where the echo falls below half-way to the tissue."""
+    rows, cols = full.shape
+    step = 0.5 * min(mmx, mmz)
+    s = np.arange(-2.0, 2.0, step)
+    n = np.array([-d[1], d[0]])
+    offs = np.array([-0.15, 0.0, 0.15])
+    pts = tip[None, None, :] + s[:, None, None] * d[None, None, :] + offs[None, :, None] * n[None, None, :]
+    c = np.clip(np.round(pts[..., 0] / mmx - 0.5).astype(int), 0, cols - 1)
+    r = np.clip(np.round(pts[..., 1] / mmz - 0.5).astype(int), 0, rows - 1)
+    prof = full[r, c].astype(np.float32).max(axis=1)
+    shaft = float(np.median(prof[s < -0.5])) if (s < -0.5).any() else thr
+    tissue = float(np.median(prof[s > 1.0])) if (s > 1.0).any() else 0.0
+    half = tissue + 0.5 * (shaft - tissue)
+    inside = prof >= half
+    # last sample, walking outward from the shaft, that is still bright (allowing 1-sample gaps)
+    start = int(np.searchsorted(s, -0.5))
+    last = start
+    for i in range(start, len(s)):
+        if inside[i] or (i + 1 < len(s) and inside[i + 1]):
+            last = i
+        else:
+            break
+    return tip + (s[last] - TIP_ECHO_MM) * d
+
+
+class NeedleTracker:
+    """Alpha-beta (constant-velocity) filter on the tip; holds it through drop-outs up to ``hold_s``.
+
+    State is explicit and resettable (:meth:`reset`). ``update(measurement, t_s)`` returns the needle to
+    report (a held estimate when the measurement is missing) and whether the needle has just been lost.
+    """
+
+    def __init__(self, *, hold_s: float = HOLD_S, alpha: float = 0.85, beta: float = 0.3) -> None:
+        self.hold_s = hold_s
+        self.alpha = alpha
+        self.beta = beta
+        self.reset()
+
+    def reset(self) -> None:
+        self.pos: np.ndarray | None = None
+        self.vel = np.zeros(2)
+        self.t_last: float | None = None  # time of the last update
+        self.t_seen: float | None = None  # time of the last measurement
+        self.last: NeedleMeasurement | None = None
+        self.lost_since: float | None = None
+
+    def update(self, m: NeedleMeasurement | None, t_s: float) -> tuple[NeedleMeasurement | None, bool]:
+        dt = 0.0 if self.t_last is None else max(0.0, t_s - self.t_last)
+        self.t_last = t_s
+        if m is not None:
+            z = np.array(m.tip_mm)
+            if self.pos is None or self.t_seen is None or t_s - self.t_seen > self.hold_s:
+                self.pos, self.vel = z, np.zeros(2)
+            else:
+                pred = self.pos + self.vel * dt
+                r = z - pred
+                self.pos = pred + self.alpha * r
+                if dt > 0:
+                    self.vel = self.vel + self.beta * r / dt
+            self.t_seen = t_s
+            self.last = m
+            self.lost_since = None
+            # report the measurement itself (sub-pixel, no lag); the filter serves the drop-outs
+            return m, False
+        if self.pos is None or self.t_seen is None or self.last is None:
+            return None, False
+        gap = t_s - self.t_seen
+        if gap <= self.hold_s:
+            self.pos = self.pos + self.vel * dt
+            # a needle does not move much while invisible: damp the velocity
+            self.vel *= 0.5
+            conf = self.last.confidence * max(0.1, 1.0 - gap / self.hold_s)
+            held = NeedleMeasurement(tip_mm=(float(self.pos[0]), float(self.pos[1])), entry_mm=self.last.entry_mm,
+                                     angle_deg=self.last.angle_deg, confidence=conf, plane=self.last.plane,
+                                     shaft_px=self.last.shaft_px)
+            return held, False
+        if self.lost_since is None:
+            self.lost_since = t_s
+        return None, t_s - self.lost_since < 2.0

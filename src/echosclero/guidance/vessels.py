@@ -1,0 +1,225 @@
+"""Vessel lumen detection: dark (anechoic) regions, relative to the local tissue level, of vessel size and shape.
+
+Classical pipeline at the working resolution (see :mod:`echosclero.guidance.preprocess`):
+
+1. ``ratio = small / background``: the grey level relative to the surrounding tissue (blood is anechoic,
+   about 30-40 dB below soft tissue, so its ratio is far below 1 whatever the gain);
+2. lumen mask ``ratio < LUMEN_RATIO``, opened with a ~0.4 mm disk (speckle holes) and hole-filled;
+3. connected components, gated on size and shape in millimetres: transverse lumens are compact ellipses,
+   longitudinal ones long bands; acoustic shadows (dark columns reaching the bottom of the image) are refused.
+
+A second detector finds *echogenic* lumens (a thrombosed vein is filled with grey thrombus, not black blood)
+as regions enclosed by a bright vessel wall ring.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from echosclero.guidance.preprocess import Prepared
+
+__all__ = ["Lumen", "detect_lumens", "lumen_mask"]
+
+#: Grey / local tissue level below which a pixel is lumen (anechoic blood is ~0.1-0.35 at 60 dB display).
+LUMEN_RATIO = 0.6
+#: Edge refinement: the lumen edge is where the grey crosses lumen level + EDGE_FRACTION x (rim - lumen).
+#: Log compression makes the bright wall bleed into the anechoic lumen, so the edge sits above the midpoint.
+EDGE_FRACTION = 0.7
+#: Largest lumen level / rim level: blood is far darker than the wall around it; a shadow is not.
+MAX_CONTRAST = 0.5
+#: Smallest and largest equivalent diameters reported (mm): tributaries ~1.5 mm to the common femoral vein.
+MIN_DIAMETER_MM = 1.3
+MAX_DIAMETER_MM = 16.0
+#: A band whose length is this many times its width is a vessel seen in long axis.
+LONGITUDINAL_ELONGATION = 3.0
+#: Minimum solidity (area / convex hull area) of a transverse lumen.
+MIN_SOLIDITY = 0.82
+#: Bright wall ring around an echogenic lumen: ring grey / local tissue level.
+WALL_RATIO = 1.25
+
+
+@dataclass(eq=False)
+class Lumen:
+    """One detected lumen (working-resolution mask plus physical measures).
+
+    ``mask`` is a boolean crop at ``(row0, col0)`` of the working image. ``contour_mm`` (N, 2) is its outline
+    in ``(x_mm, z_mm)``. ``diameter_mm``: equivalent-circle diameter (transverse) or mean tube width
+    (longitudinal). ``echogenic``: found by its wall ring, not by anechoic blood (possible thrombus).
+    """
+
+    mask: np.ndarray
+    row0: int
+    col0: int
+    area_mm2: float
+    center_mm: tuple[float, float]
+    diameter_mm: float
+    longitudinal: bool
+    contour_mm: np.ndarray
+    mean_ratio: float
+    echogenic: bool = False
+    contrast: float = 0.0
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(row0, col0, row1, col1), exclusive end, in working pixels."""
+        return self.row0, self.col0, self.row0 + self.mask.shape[0], self.col0 + self.mask.shape[1]
+
+
+def _disk(radius_px: float) -> np.ndarray:
+    r = max(1, int(round(radius_px)))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def lumen_mask(prep: Prepared, *, ratio: float = LUMEN_RATIO) -> np.ndarray:
+    """Binary (uint8 0/1) anechoic-lumen mask at working resolution."""
+    m = (prep.small < prep.background * np.float32(ratio)).astype(np.uint8)
+    k = _disk(0.3 / prep.mm_per_px_x)
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+    return m
+
+
+def _fill_holes(m: np.ndarray) -> np.ndarray:
+    h, w = m.shape
+    pad = np.zeros((h + 2, w + 2), np.uint8)
+    pad[1:-1, 1:-1] = m
+    ff = pad.copy()
+    cv2.floodFill(ff, None, (0, 0), 1)
+    holes = (ff == 0)[1:-1, 1:-1]
+    return (m.astype(bool) | holes).astype(np.uint8)
+
+
+def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, *,
+             echogenic: bool) -> Lumen | None:
+    mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
+    rows, cols = prep.shape
+    n = int(comp.sum())
+    area = n * mmx * mmz
+    eq_d = 2.0 * math.sqrt(area / math.pi)
+    if eq_d < MIN_DIAMETER_MM:
+        return None
+    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    cnt = max(contours, key=cv2.contourArea)
+    (_, (rw, rh), _) = cv2.minAreaRect(cnt)
+    rw_mm, rh_mm = max(rw, rh) * mmx, max(min(rw, rh), 1) * mmz
+    h, w = comp.shape
+    touches_lr = col0 <= 1 and col0 + w >= cols - 1
+    touches_bottom = row0 + h >= rows - 1
+    elong = rw_mm / max(rh_mm, 1e-6)
+    longitudinal = touches_lr or elong >= LONGITUDINAL_ELONGATION
+    if touches_bottom and h * mmz > 0.3 * rows * mmz:
+        return None  # an acoustic shadow column, not a lumen
+    if longitudinal:
+        # tube width: twice the distance-transform value along the ridge of the band
+        dt = cv2.distanceTransform(comp, cv2.DIST_L2, 3)
+        ridge = (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8))) & (dt > 1.5)
+        if ridge.sum() < 3:
+            return None
+        width_mm = (2.0 * float(np.median(dt[ridge])) - 0.0) * math.sqrt(mmx * mmz)
+        length_mm = area / max(width_mm, 1e-6)
+        if width_mm < MIN_DIAMETER_MM or width_mm > MAX_DIAMETER_MM or length_mm < 6.0:
+            return None
+        diameter = width_mm
+        # centre: on the band's mid-line at the middle of its lateral extent
+        cc = w // 2
+        rr = np.flatnonzero(comp[:, cc])
+        if rr.size == 0:
+            ys, xs = np.nonzero(comp)
+            cy, cx = float(ys.mean()), float(xs.mean())
+        else:
+            cy, cx = float(rr.mean()), float(cc)
+    else:
+        if eq_d > MAX_DIAMETER_MM:
+            return None
+        hull = cv2.convexHull(cnt)
+        solidity = cv2.contourArea(cnt) / max(cv2.contourArea(hull), 1e-6)
+        if solidity < MIN_SOLIDITY or elong > LONGITUDINAL_ELONGATION:
+            return None
+        diameter = eq_d
+        m = cv2.moments(comp, binaryImage=True)
+        cy, cx = m["m01"] / m["m00"], m["m10"] / m["m00"]
+    x_mm, z_mm = prep.to_mm(cy + row0, cx + col0)
+    pts = cnt.reshape(-1, 2).astype(np.float64)
+    contour_mm = np.stack([(pts[:, 0] + col0 + 0.5) * mmx, (pts[:, 1] + row0 + 0.5) * mmz], 1)
+    sub_ratio = ratio[row0:row0 + h, col0:col0 + w]
+    mean_ratio = float(sub_ratio[comp.astype(bool)].mean())
+    return Lumen(mask=comp.astype(bool), row0=row0, col0=col0, area_mm2=area, center_mm=(float(x_mm), float(z_mm)),
+                 diameter_mm=diameter, longitudinal=longitudinal, contour_mm=contour_mm, mean_ratio=mean_ratio,
+                 echogenic=echogenic)
+
+
+def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Prepared
+            ) -> tuple[np.ndarray | None, int, int, float]:
+    """Re-threshold one component at its own edge level: lumen level + EDGE_FRACTION x (rim - lumen)."""
+    rows, cols = ratio.shape
+    pad = max(2, int(round(1.0 / prep.mm_per_px_x)))
+    r0, c0 = max(0, row0 - pad), max(0, col0 - pad)
+    r1, c1 = min(rows, row0 + comp.shape[0] + pad), min(cols, col0 + comp.shape[1] + pad)
+    win = ratio[r0:r1, c0:c1]
+    m = np.zeros(win.shape, np.uint8)
+    m[row0 - r0:row0 - r0 + comp.shape[0], col0 - c0:col0 - c0 + comp.shape[1]] = comp
+    k = _disk(0.5 / prep.mm_per_px_x)
+    ring = cv2.dilate(m, k).astype(bool) & ~m.astype(bool)
+    if ring.sum() < 4:
+        return None, row0, col0, 1.0
+    lum_level = float(np.median(win[m.astype(bool)]))
+    rim_level = float(np.percentile(win[ring], 60))
+    contrast = lum_level / max(rim_level, 1e-6)
+    if contrast > MAX_CONTRAST:
+        return None, row0, col0, contrast
+    thr = lum_level + EDGE_FRACTION * (rim_level - lum_level)
+    grown = (win < thr).astype(np.uint8)
+    grown &= cv2.dilate(m, k)  # grow by at most the ring width
+    grown |= m
+    grown = cv2.morphologyEx(grown, cv2.MORPH_OPEN, _disk(0.3 / prep.mm_per_px_x))
+    grown = _fill_holes(grown)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    if n <= 1:
+        return None, row0, col0, contrast
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, _ = (int(v) for v in stats[best])
+    return (labels[y:y + h, x:x + w] == best).astype(np.uint8), r0 + y, c0 + x, contrast
+
+
+def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None) -> list[Lumen]:
+    """Anechoic (and wall-ringed echogenic) lumens of one prepared frame.
+
+    Parameters
+    ----------
+    prep
+        The prepared frame.
+    ignore : (r, c) bool, optional
+        Working pixels to leave out (e.g. the needle's shaft), treated as lumen-compatible so the shaft
+        does not cut a lumen in two.
+    """
+    if not prep.usable:
+        return []
+    ratio = prep.small / prep.background
+    m = lumen_mask(prep)
+    if ignore is not None:
+        # a needle crossing a lumen: bridge the gap only where lumen lies on both sides
+        bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(0.6 / prep.mm_per_px_x))
+        m = np.where(ignore, bridge, m).astype(np.uint8)
+    m = _fill_holes(m)
+    mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
+    min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mmx * mmz)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    out: list[Lumen] = []
+    for i in range(1, n):
+        x, y, w, h, a = (int(v) for v in stats[i])
+        if a < min_px:
+            continue
+        comp = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        comp, y, x, contrast = _refine(comp, y, x, ratio, prep)
+        if comp is None:
+            continue
+        lum = _measure(prep, comp, y, x, ratio, echogenic=False)
+        if lum is not None:
+            lum.contrast = contrast
+            out.append(lum)
+    return out

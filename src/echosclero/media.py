@@ -1,0 +1,122 @@
+"""Writing things a person looks at: MP4 cines and PNG contact sheets, with a millimetre scale."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echosclero.errors import InputError
+
+
+def to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (rows, cols) or (rows, cols, 3) -> contiguous RGB uint8."""
+    if pixels.dtype != np.uint8:
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+    if pixels.ndim == 2:
+        return np.repeat(pixels[..., None], 3, axis=2)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+class Mp4Writer:
+    """H.264 (yuv420p, plays in browsers) through the ffmpeg that ships inside ``imageio-ffmpeg``.
+
+    Frame size is fixed by the first frame and rounded up to even dimensions (a yuv420p requirement).
+    """
+
+    def __init__(self, path: str | Path, *, fps: float) -> None:
+        if not (0.5 <= fps <= 240):
+            raise InputError(f"video frame rate {fps} is outside 0.5..240 frames/s")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps = float(fps)
+        self._gen = None
+        self._size: tuple[int, int] | None = None
+        self.frames_written = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        rgb = to_rgb(rgb)
+        if self._gen is None:
+            import imageio_ffmpeg
+
+            h, w = rgb.shape[:2]
+            self._size = (w + (w % 2), h + (h % 2))
+            self._gen = imageio_ffmpeg.write_frames(
+                str(self.path), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+                output_params=["-pix_fmt", "yuv420p", "-crf", "20", "-preset", "veryfast"], macro_block_size=1,
+                ffmpeg_log_level="error",
+            )
+            self._gen.send(None)
+        w, h = self._size
+        if rgb.shape[:2] != (h, w):
+            pad = np.zeros((h, w, 3), np.uint8)
+            pad[: min(h, rgb.shape[0]), : min(w, rgb.shape[1])] = rgb[:h, :w]
+            rgb = pad
+        self._gen.send(np.ascontiguousarray(rgb).tobytes())
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+            self._gen = None
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def draw_scale_bar(rgb: np.ndarray, *, mm_per_px_x: float, length_mm: float | None = None) -> np.ndarray:
+    """Draw a labelled millimetre scale bar in the bottom-right corner (in place; returns ``rgb``)."""
+    h, w = rgb.shape[:2]
+    if length_mm is None:
+        target = w * mm_per_px_x / 4  # about a quarter of the width, rounded down to 1 or 5 x 10^k mm
+        decade = 10 ** math.floor(math.log10(target))
+        length_mm = max(1.0, decade * (5 if target / decade >= 5 else 1))
+    n_px = int(round(length_mm / mm_per_px_x))
+    x1, y = w - 12, h - 14
+    x0 = x1 - n_px
+    cv2.line(rgb, (x0, y), (x1, y), (255, 255, 255), 2)
+    for x in (x0, x1):
+        cv2.line(rgb, (x, y - 5), (x, y + 5), (255, 255, 255), 2)
+    label = f"{length_mm:g} mm"
+    cv2.putText(rgb, label, (x0, y - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return rgb
+
+
+def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], *, columns: int = 4,
+                  tile_width: int = 320, title: str = "") -> np.ndarray:
+    """Tile images (RGB or grey) with a label under each, and an optional title bar; returns RGB uint8."""
+    if not images:
+        raise InputError("contact sheet needs at least one image")
+    tiles = []
+    for img, label in zip(images, labels, strict=True):
+        rgb = to_rgb(img)
+        scale = tile_width / rgb.shape[1]
+        rgb = cv2.resize(rgb, (tile_width, int(round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        bar = np.full((22, tile_width, 3), 24, np.uint8)
+        cv2.putText(bar, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
+        tiles.append(np.vstack([rgb, bar]))
+    th = max(t.shape[0] for t in tiles)
+    tiles = [np.vstack([t, np.zeros((th - t.shape[0], tile_width, 3), np.uint8)]) for t in tiles]
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)]
+    sheet = np.vstack(rows)
+    if title:
+        head = np.full((30, sheet.shape[1], 3), 12, np.uint8)
+        cv2.putText(head, title, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        sheet = np.vstack([head, sheet])
+    return sheet
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(to_rgb(rgb), cv2.COLOR_RGB2BGR)):
+        raise InputError(f"could not write PNG {path}")
+    return path

@@ -1,0 +1,1 @@
+"""Ultrasound sources: each yields calibrated Frames (DICOM, video, OpenIGTLink, simulator)."""
