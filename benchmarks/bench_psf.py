@@ -41,6 +41,7 @@ X_CENTRE_MM = WIDTH_MM / 2
 #: the acceptance bound of tests/sim/test_psf_vs_pymust.py
 FWHM_TOLERANCE = 0.20
 SEED = 20261121
+FINE_DX_MM, FINE_DZ_MM = 0.01, 0.005
 
 
 def machine_info() -> dict[str, Any]:
@@ -59,7 +60,15 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pymust": _version("pymust"),
+        "load_average_1min": _load_average(),
     }
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def _version(dist: str) -> str:
@@ -88,39 +97,50 @@ def _window(x_mm: float, z_mm: float, *, half_rows: int = 24, half_cols: int = 3
     return rows, cols, (c0 - half_cols) * dx, (r0 - half_rows) * dz
 
 
-def pymust_psf(x_mm: float, z_mm: float, *, fast: bool = True) -> dict[str, Any]:
-    """PyMUST PSF on a window of the display grid, and on a fine grid."""
+def pymust_psf(x_mm: float, z_mm: float, *, fast: bool = True, fine: bool = True) -> dict[str, Any]:
+    """PyMUST PSF on a window of the display grid, and (``fine``) on a fine cross through the target."""
     dx, dz = WIDTH_MM / SHAPE[1], DEPTH_MM / SHAPE[0]
     rows, cols, x0, z0 = _window(x_mm, z_mm)
     env = ref.pymust_bmode([x_mm], [z_mm], [1.0], rows=rows, cols=cols, fast=fast, origin_px=0.5)
-    ax, lat = ref.measure_psf_fwhm(env, mm_per_px_x=dx, mm_per_px_z=dz, x_mm=x_mm - x0, z_mm=z_mm - z0,
-                                   origin_px=0.5)
-    fine_dx, fine_dz = 0.01, 0.005
-    xg = x_mm + np.arange(-150, 151) * fine_dx
-    zg = z_mm + np.arange(-120, 121) * fine_dz
-    env_f = ref.pymust_envelope_on_grid([x_mm], [z_mm], [1.0], x_grid_mm=xg, z_grid_mm=zg, fast=fast)
-    ax_f, lat_f = ref.measure_psf_fwhm(env_f, mm_per_px_x=fine_dx, mm_per_px_z=fine_dz,
-                                       x_mm=150 * fine_dx, z_mm=120 * fine_dz, search_mm=0.3)
+    ax, lat = ref.measure_psf_fwhm(env, mm_per_px_x=dx, mm_per_px_z=dz, x_mm=x_mm - x0, z_mm=z_mm - z0, origin_px=0.5)
     r, c = np.unravel_index(int(np.argmax(env)), env.shape)
-    return {
+    out: dict[str, Any] = {
         "axial_fwhm_mm": ax,
         "lateral_fwhm_mm": lat,
-        "axial_fwhm_fine_mm": ax_f,
-        "lateral_fwhm_fine_mm": lat_f,
         "_env": env,
         "_peak": (int(r), int(c)),
-        "_fine": env_f,
+        "_x_off": x0 + (np.arange(env.shape[1]) + 0.5) * dx - x_mm,
+        "_z_off": z0 + (np.arange(env.shape[0]) + 0.5) * dz - z_mm,
     }
+    if fine:
+        # a fine cross through the target: one column (5 um steps) and one row (10 um steps)
+        zg = z_mm + np.arange(-120, 121) * FINE_DZ_MM
+        xg = x_mm + np.arange(-150, 151) * FINE_DX_MM
+        col = ref.pymust_envelope_on_grid([x_mm], [z_mm], [1.0], x_grid_mm=np.array([x_mm]), z_grid_mm=zg, fast=fast)
+        row = ref.pymust_envelope_on_grid([x_mm], [z_mm], [1.0], x_grid_mm=xg, z_grid_mm=np.array([z_mm]), fast=fast)
+        out["axial_fwhm_fine_mm"] = ref.profile_fwhm_mm(col[:, 0], mm_per_px=FINE_DZ_MM)
+        out["lateral_fwhm_fine_mm"] = ref.profile_fwhm_mm(row[0, :], mm_per_px=FINE_DX_MM)
+        out["_fine_axial"] = col[:, 0]
+        out["_fine_lateral"] = row[0, :]
+    return out
 
 
 def ours_psf(x_mm: float, z_mm: float, lead) -> dict[str, Any]:
     probe_cls, grid_cls, render = lead
     grid = grid_cls(rows=SHAPE[0], cols=SHAPE[1], width_mm=WIDTH_MM, depth_mm=DEPTH_MM)
     env = render([x_mm], [z_mm], [1.0], probe=probe_cls.l11_5v(), grid=grid)
-    ax, lat = ref.measure_psf_fwhm(env, mm_per_px_x=grid.mm_per_px_x, mm_per_px_z=grid.mm_per_px_z,
-                                   x_mm=x_mm, z_mm=z_mm, origin_px=0.5)
+    ax, lat = ref.measure_psf_fwhm(
+        env, mm_per_px_x=grid.mm_per_px_x, mm_per_px_z=grid.mm_per_px_z, x_mm=x_mm, z_mm=z_mm, origin_px=0.5
+    )
     r, c = np.unravel_index(int(np.argmax(env)), env.shape)
-    return {"axial_fwhm_mm": ax, "lateral_fwhm_mm": lat, "_env": env, "_peak": (int(r), int(c))}
+    return {
+        "axial_fwhm_mm": ax,
+        "lateral_fwhm_mm": lat,
+        "_env": env,
+        "_peak": (int(r), int(c)),
+        "_x_off": grid.x_mm() - x_mm,
+        "_z_off": grid.z_mm() - z_mm,
+    }
 
 
 def psf_section(lead, *, offset_px: float) -> list[dict[str, Any]]:
@@ -129,7 +149,7 @@ def psf_section(lead, *, offset_px: float) -> list[dict[str, Any]]:
     for depth in DEPTHS_MM:
         x, z = X_CENTRE_MM + offset_px * dx, depth + offset_px * dz
         p = pymust_psf(x, z)
-        full = pymust_psf(x, z, fast=False)
+        full = pymust_psf(x, z, fast=False, fine=False)
         row: dict[str, Any] = {
             "x_mm": round(x, 5),
             "z_mm": round(z, 5),
@@ -149,8 +169,11 @@ def psf_section(lead, *, offset_px: float) -> list[dict[str, Any]]:
         rows.append(row)
         print(
             f"  z={z:7.4f} mm  pymust ax {p['axial_fwhm_mm']:.4f} lat {p['lateral_fwhm_mm']:.4f}"
-            + (f" | ours ax {row['ours']['axial_fwhm_mm']:.4f} lat {row['ours']['lateral_fwhm_mm']:.4f}"
-               if lead is not None else ""),
+            + (
+                f" | ours ax {row['ours']['axial_fwhm_mm']:.4f} lat {row['ours']['lateral_fwhm_mm']:.4f}"
+                if lead is not None
+                else ""
+            ),
             flush=True,
         )
     return rows
@@ -172,11 +195,13 @@ def speckle_section(lead, *, density_per_mm2: float, repeats: int) -> dict[str, 
     env_p = ref.pymust_bmode(x, z, a, origin_px=0.5, timings=timings)
     total = time.perf_counter() - t
     # a second frame reuses the cached DAS matrix: that is the per-frame cost
-    timings2: dict[str, float] = {}
+    frame_s = timings
+    per_frame, per_frame_cpu = total - timings["das_build_s"], float("nan")
     if repeats > 1:
-        env_p = ref.pymust_bmode(x, z, a, origin_px=0.5, timings=timings2)
-    frame_s = timings2 or timings
-    per_frame = frame_s["simus_s"] + frame_s["rf2iq_s"] + frame_s["das_apply_s"]
+        frame_s = {}
+        t, c = time.perf_counter(), time.process_time()
+        env_p = ref.pymust_bmode(x, z, a, origin_px=0.5, timings=frame_s)
+        per_frame, per_frame_cpu = time.perf_counter() - t, time.process_time() - c
     roi = env_p[mask]
     out: dict[str, Any] = {
         "n_scatterers": n,
@@ -187,7 +212,9 @@ def speckle_section(lead, *, density_per_mm2: float, repeats: int) -> dict[str, 
         "pymust": {
             "snr": ref.envelope_snr(env_p, mask),
             "snr_depth_normalised": _depth_normalised_snr(env_p, mask),
+            "depth_trend_db": _depth_trend_db(env_p, mask),
             "frame_s": per_frame,
+            "frame_cpu_s": per_frame_cpu,
             "first_frame_s": total,
             "simus_s": frame_s["simus_s"],
             "rf2iq_s": frame_s["rf2iq_s"],
@@ -198,39 +225,54 @@ def speckle_section(lead, *, density_per_mm2: float, repeats: int) -> dict[str, 
         "_pymust_roi": roi,
         "_mask": mask,
     }
-    print(f"  pymust: SNR {out['pymust']['snr']:.3f}, frame {per_frame:.2f} s (DAS build "
-          f"{timings['das_build_s']:.2f} s)", flush=True)
+    print(
+        f"  pymust: SNR {out['pymust']['snr']:.3f}, frame {per_frame:.2f} s (DAS build {timings['das_build_s']:.2f} s)",
+        flush=True,
+    )
     if lead is not None:
         probe_cls, grid_cls, render = lead
         grid = grid_cls(rows=SHAPE[0], cols=SHAPE[1], width_mm=WIDTH_MM, depth_mm=DEPTH_MM)
         probe = probe_cls.l11_5v()
         env_o = render(x, z, a, probe=probe, grid=grid)  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(max(repeats, 3) * 2 + 1):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             env_o = render(x, z, a, probe=probe, grid=grid)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         ours_frame = statistics.median(times)
         out["ours"] = {
             "snr": ref.envelope_snr(env_o, mask),
             "snr_depth_normalised": _depth_normalised_snr(env_o, mask),
+            "depth_trend_db": _depth_trend_db(env_o, mask),
             "frame_s": ours_frame,
             "frame_s_min": min(times),
+            "frame_cpu_s": statistics.median(cpu),
         }
         out["speed_ratio"] = per_frame / ours_frame
         out["_ours_env"] = env_o
-        print(f"  ours:   SNR {out['ours']['snr']:.3f}, frame {ours_frame * 1e3:.1f} ms, "
-              f"speed ratio {out['speed_ratio']:.0f}x", flush=True)
+        print(
+            f"  ours:   SNR {out['ours']['snr']:.3f}, frame {ours_frame * 1e3:.1f} ms, "
+            f"speed ratio {out['speed_ratio']:.0f}x",
+            flush=True,
+        )
     return out
+
+
+def _depth_trend_db(env: np.ndarray, mask: np.ndarray) -> float:
+    """Mean echo (RMS) of the deepest 1 mm of the ROI relative to its shallowest 1 mm, in dB."""
+    rows, cols = np.flatnonzero(np.any(mask, axis=1)), np.flatnonzero(np.any(mask, axis=0))
+    e = env[np.ix_(rows, cols)].astype(np.float64)
+    n = max(1, int(round(1.0 / (DEPTH_MM / SHAPE[0]))))
+    return float(10 * np.log10(np.mean(e[-n:] ** 2) / np.mean(e[:n] ** 2)))
 
 
 def _depth_normalised_snr(env: np.ndarray, mask: np.ndarray) -> float:
     """SNR after dividing each row by its RMS within the mask (an ideal TGC: removes the depth trend)."""
-    e = np.where(mask, env, np.nan).astype(np.float64)
-    rms = np.sqrt(np.nanmean(e**2, axis=1, keepdims=True))
-    rows = np.any(mask, axis=1)
-    e = e[rows] / rms[rows]
-    return ref.envelope_snr(e, ~np.isnan(e))
+    rows, cols = np.flatnonzero(np.any(mask, axis=1)), np.flatnonzero(np.any(mask, axis=0))
+    e = env[np.ix_(rows, cols)].astype(np.float64)
+    e = e / np.sqrt(np.mean(e**2, axis=1, keepdims=True))
+    return ref.envelope_snr(e)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,31 +288,28 @@ def make_figure(psf_rows: list[dict[str, Any]], speckle: dict[str, Any], path: P
     fig, axes = plt.subplots(2, 3, figsize=(15, 9))
     row20 = next(r for r in psf_rows if abs(r["z_mm"] - 20) < 0.5)
     p = row20["_pymust"]
-    fine = p["_fine"]
-    fr, fc = np.unravel_index(int(np.argmax(fine)), fine.shape)
     pr_, pc = p["_peak"]
     for k, (ax, label) in enumerate(((axes[0, 0], "axial"), (axes[0, 1], "lateral"))):
         if k == 0:
-            prof = p["_env"][:, pc]
-            off = (np.arange(prof.size) - pr_) * dz
-            fprof, foff = fine[:, fc], (np.arange(fine.shape[0]) - fr) * 0.005
+            prof, off = p["_env"][:, pc], p["_z_off"]
+            fprof = p["_fine_axial"]
+            foff = (np.arange(fprof.size) - fprof.size // 2) * FINE_DZ_MM
         else:
-            prof = p["_env"][pr_, :]
-            off = (np.arange(prof.size) - pc) * dx
-            fprof, foff = fine[fr, :], (np.arange(fine.shape[1]) - fc) * 0.01
+            prof, off = p["_env"][pr_, :], p["_x_off"]
+            fprof = p["_fine_lateral"]
+            foff = (np.arange(fprof.size) - fprof.size // 2) * FINE_DX_MM
         ax.plot(foff, 20 * np.log10(fprof / fprof.max() + 1e-12), "-", color="0.6", label="PyMUST, fine grid")
         ax.plot(off, 20 * np.log10(prof / prof.max() + 1e-12), "o-", label="PyMUST, display grid")
         if "_ours" in row20:
             o = row20["_ours"]
             orr, occ = o["_peak"]
             oprof = o["_env"][:, occ] if k == 0 else o["_env"][orr, :]
-            step = dz if k == 0 else dx
-            ooff = (np.arange(oprof.size) - (orr if k == 0 else occ)) * step
+            ooff = o["_z_off"] if k == 0 else o["_x_off"]
             ax.plot(ooff, 20 * np.log10(oprof / oprof.max() + 1e-12), "s--", label="render_scatterers")
         ax.axhline(-6, color="k", lw=0.5)
         ax.set_xlim(-0.6 if k == 0 else -1.5, 0.6 if k == 0 else 1.5)
         ax.set_ylim(-40, 2)
-        ax.set_xlabel(f"{label} offset (mm)")
+        ax.set_xlabel(f"{label} distance from the target (mm)")
         ax.set_ylabel("envelope (dB)")
         ax.set_title(f"{label} PSF at z = 20 mm")
         ax.legend(fontsize=8)
@@ -307,9 +346,7 @@ def make_figure(psf_rows: list[dict[str, Any]], speckle: dict[str, Any], path: P
     rows_idx = np.flatnonzero(np.any(mask, axis=1))
     cols_idx = np.flatnonzero(np.any(mask, axis=0))
     sl = (slice(rows_idx[0] - 20, rows_idx[-1] + 21), slice(cols_idx[0] - 20, cols_idx[-1] + 21))
-    extent = (
-        sl[1].start * dx, sl[1].stop * dx, sl[0].stop * dz, sl[0].start * dz
-    )
+    extent = (sl[1].start * dx, sl[1].stop * dx, sl[0].stop * dz, sl[0].start * dz)
     for ax, key, label in ((axes[1, 1], "_pymust_env", "PyMUST"), (axes[1, 2], "_ours_env", "render_scatterers")):
         if key in speckle:
             img = speckle[key][sl].astype(np.float64)
@@ -326,7 +363,7 @@ def make_figure(psf_rows: list[dict[str, Any]], speckle: dict[str, Any], path: P
 
 
 def _fmt(v: float | None, spec: str = ".3f") -> str:
-    return "—" if v is None else format(v, spec)
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
@@ -348,8 +385,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"within ±{FWHM_TOLERANCE:.0%} of PyMUST's (`tests/sim/test_psf_vs_pymust.py`).",
         "",
     ]
-    for key, title in (("psf", "Point targets on pixel edges (nominal depths)"),
-                       ("psf_pixel_centre", "Point targets moved by half a pixel (on pixel centres)")):
+    for key, title in (
+        ("psf", "Point targets on pixel edges (nominal depths)"),
+        ("psf_pixel_centre", "Point targets moved by half a pixel (on pixel centres)"),
+    ):
         lines += [
             f"## {title}",
             "",
@@ -378,21 +417,31 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"{s['n_scatterers']} scatterers (Gaussian amplitudes, {s['density_per_mm2']:.0f} per mm²) in "
         f"x ∈ {s['region_mm']['x']}, z ∈ {s['region_mm']['z']} mm; SNR = mean/std of the linear envelope in "
         f"the inner 8 × 8 mm. Rayleigh (fully developed speckle): {s['rayleigh_snr']:.3f}. "
-        "*Depth-normalised*: each row divided by its RMS first (removes PyMUST's depth trend of the mean "
-        "echo, about +1.5 dB over 8 mm: the receive aperture grows with depth at a fixed f-number).",
+        "*Depth-normalised*: each row divided by its RMS first (an ideal TGC). *Depth trend*: mean echo of the "
+        "deepest 1 mm of the ROI relative to its shallowest 1 mm (PyMUST's rises with depth: at a fixed "
+        "f-number the receive aperture grows with depth, with 2-D 1/√r spreading).",
         "",
-        "| | envelope SNR | depth-normalised SNR | time per 512 × 512 frame |",
-        "| --- | ---: | ---: | ---: |",
+        "| | envelope SNR | depth-normalised SNR | depth trend | wall time per 512 × 512 frame | CPU time per frame |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         f"| PyMUST (simus {s['pymust']['simus_s']:.1f} s + rf2iq {s['pymust']['rf2iq_s']:.2f} s + DAS "
         f"{s['pymust']['das_apply_s']:.2f} s; DAS matrix built once in {s['pymust']['das_build_s']:.1f} s) | "
-        f"{s['pymust']['snr']:.3f} | {s['pymust']['snr_depth_normalised']:.3f} | {s['pymust']['frame_s']:.1f} s |",
+        f"{s['pymust']['snr']:.3f} | {s['pymust']['snr_depth_normalised']:.3f} | "
+        f"{s['pymust']['depth_trend_db']:+.1f} dB | {s['pymust']['frame_s']:.1f} s | "
+        f"{_fmt(s['pymust']['frame_cpu_s'], '.1f')} s |",
     ]
     if "ours" in s:
         lines.append(
             f"| render_scatterers | {s['ours']['snr']:.3f} | {s['ours']['snr_depth_normalised']:.3f} | "
-            f"{s['ours']['frame_s'] * 1e3:.0f} ms |"
+            f"{s['ours']['depth_trend_db']:+.1f} dB | "
+            f"{s['ours']['frame_s'] * 1e3:.0f} ms | {s['ours']['frame_cpu_s'] * 1e3:.0f} ms |"
         )
-        lines += ["", f"Speed ratio (PyMUST frame / ours): **{s['speed_ratio']:.0f}×**."]
+        lines += [
+            "",
+            f"Speed ratio (PyMUST frame / ours, wall time): **{s['speed_ratio']:.0f}×**. The machine was shared "
+            f"(1-min load average {_fmt(m['load_average_1min'], '.1f')} at the start, "
+            f"{_fmt(m.get('load_average_1min_end'), '.1f')} at the end, on {m['nproc']} CPUs): wall times "
+            "are inflated by other jobs; CPU times (all threads of the process) are the steadier figure.",
+        ]
     lines += ["", "## Notes", ""] + [f"* {n}" for n in result["notes"]] + [""]
     path.write_text("\n".join(lines))
 
@@ -465,13 +514,16 @@ def main(argv: list[str] | None = None) -> int:
         "speckle": speckle,
         "notes": NOTES,
     }
+    result["machine"]["load_average_1min_end"] = _load_average()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "psf.json").write_text(json.dumps(_strip(result), indent=2) + "\n")
     make_figure(psf, speckle, RESULTS_DIR / "psf.png")
     if not args.no_docs:
         write_markdown(_strip(result), DOCS_PATH)
-    print(f"wrote {RESULTS_DIR / 'psf.json'}, {RESULTS_DIR / 'psf.png'}"
-          + ("" if args.no_docs else f", {DOCS_PATH}"), flush=True)
+    print(
+        f"wrote {RESULTS_DIR / 'psf.json'}, {RESULTS_DIR / 'psf.png'}" + ("" if args.no_docs else f", {DOCS_PATH}"),
+        flush=True,
+    )
     return 0
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pymust
 import scipy.interpolate
+import scipy.signal
 import scipy.sparse
 
 __all__ = [
@@ -52,7 +53,9 @@ __all__ = [
     "make_param",
     "measure_psf_fwhm",
     "pymust_bmode",
+    "profile_fwhm_mm",
     "pymust_envelope_on_grid",
+    "spectral_axial_fwhm_mm",
     "speckle_scatterers",
 ]
 
@@ -76,7 +79,8 @@ def lead_receive_fnumber() -> float | None:
     except ImportError:
         return None
     probe = Probe.l11_5v()
-    for name in ("f_number_rx", "rx_f_number", "rx_fnumber", "receive_f_number", "receive_fnumber", "f_number", "fnumber"):
+    names = ("f_number_rx", "rx_f_number", "rx_fnumber", "receive_f_number", "receive_fnumber", "f_number")
+    for name in names:
         value = getattr(probe, name, None)
         if value is not None:
             return float(value)
@@ -205,9 +209,7 @@ def _record_length(param: pymust.utils.Param, x_m: np.ndarray, z_max_m: float) -
     return n, path
 
 
-def _das_matrix(
-    param: pymust.utils.Param, x_m: np.ndarray, z_m: np.ndarray, n_samples: int
-) -> scipy.sparse.csr_matrix:
+def _das_matrix(param: pymust.utils.Param, x_m: np.ndarray, z_m: np.ndarray, n_samples: int) -> scipy.sparse.csr_matrix:
     key = (
         _param_key(param),
         n_samples,
@@ -302,8 +304,7 @@ def pymust_envelope_on_grid(
     amplitude = np.asarray(amplitude, dtype=np.float64).ravel()
     if not (x_mm.shape == z_mm.shape == amplitude.shape):
         raise ValueError(
-            f"x_mm, z_mm and amplitude must have the same length; got {x_mm.size}, {z_mm.size}, "
-            f"{amplitude.size}"
+            f"x_mm, z_mm and amplitude must have the same length; got {x_mm.size}, {z_mm.size}, {amplitude.size}"
         )
     if x_mm.size == 0:
         raise ValueError("at least one scatterer is needed (pass a zero amplitude for an empty image)")
@@ -400,6 +401,31 @@ def pymust_bmode(
     )
 
 
+def spectral_axial_fwhm_mm(probe: str = "L11-5v", *, iq_filter: bool = True) -> float:
+    """Axial -6 dB width (mm) predicted from the spectra SIMUS and rf2iq use, without any simulation.
+
+    Two-way spectrum ``S(f) = pulse(f) * probe(f)**2`` (``Param.getPulseSpectrumFunction`` and
+    ``getProbeFunction``: a ``TXnow``-cycle windowed sine times the generalized-normal probe response),
+    demodulated at fc and, with ``iq_filter``, multiplied by ``|H|**2`` of rf2iq's 5th-order Butterworth
+    low-pass at ``bandwidth / 2`` (``filtfilt`` applies it twice). Envelope of ``∫ S(f) exp(2iπ(f-fc)t) df``
+    at ``t = 2 z / c``.
+    """
+    param = make_param(probe)
+    fc, fs = float(param.fc), float(param.fs)
+    f = np.linspace(0.0, 3.0 * fc, 3001)
+    w = 2 * np.pi * f
+    spectrum = param.getPulseSpectrumFunction()(w) * param.getProbeFunction()(w) ** 2
+    if iq_filter:
+        b, a = scipy.signal.butter(5, float(param.bandwidth) / 100 * fc / fs)
+        _, h = scipy.signal.freqz(b, a, worN=2 * np.pi * (f - fc) / fs)
+        spectrum = spectrum * np.abs(h) ** 2
+    step_mm = 0.005
+    z_mm = np.arange(-100, 101) * step_mm
+    t = 2 * z_mm * 1e-3 / float(param.c)
+    env = np.abs(np.exp(2j * np.pi * np.outer(t, f - fc)) @ spectrum)
+    return float(_fwhm_px(env, int(np.argmax(env))) * step_mm)
+
+
 # --------------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------------
@@ -431,6 +457,14 @@ def _fwhm_px(profile: np.ndarray, peak: int, *, upsample: int = 64) -> float:
         return tf[i_out] + (half - p0) / (p1 - p0) * (tf[i_in] - tf[i_out])
 
     return crossing(right, right - 1) - crossing(left, left + 1)
+
+
+def profile_fwhm_mm(profile: np.ndarray, *, mm_per_px: float) -> float:
+    """-6 dB full width (mm) of the main lobe of a 1-D linear-envelope profile (around its maximum)."""
+    prof = np.asarray(profile, dtype=np.float64)
+    if prof.ndim != 1 or prof.size < 4:
+        raise ValueError(f"profile must be 1-D with at least 4 samples; got shape {prof.shape}")
+    return float(_fwhm_px(prof, int(np.argmax(prof))) * mm_per_px)
 
 
 def measure_psf_fwhm(

@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_libraries() -> None:
     warnings.simplefilter("ignore")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    logging.basicConfig(level=logging.ERROR)
-    for name in ("pydicom", "pynetdicom", "pyigtl", "distributed", "highdicom"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Libraries (pydicom among them) reset their own logger levels when imported, after this runs: switch
+    # library logging off globally instead; problems reach the user as exceptions, one line each.
+    logging.disable(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

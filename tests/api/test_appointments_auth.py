@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import PASSWORD
+PASSWORD = "correct horse battery staple"  # as in conftest.py
 
 
 def iso(hours):

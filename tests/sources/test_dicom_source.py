@@ -344,3 +344,23 @@ def test_no_pixel_data(write_us):
 def test_bad_user_pitch(write_us, bad):
     with pytest.raises(InputError, match="--mm-per-px must be"):
         DicomSource(write_us(), mm_per_px=bad)
+
+
+def test_user_pitch_with_spectral_display(write_us):
+    from pydicom import dcmread
+
+    regions = [
+        UltrasoundRegion((0, 0, 79, 29), "tissue", mm_per_px_x=0.2, mm_per_px_z=0.2),
+        UltrasoundRegion((0, 30, 79, 59), "PW", s_per_px=0.01, cm_s_per_px=1.0, baseline_row=15),
+    ]
+    path = write_us(regions=regions)
+    ds = dcmread(path)
+    ds.SequenceOfUltrasoundRegions[0].PhysicalUnitsYDirection = 0  # tissue region without units
+    ds.save_as(path)
+    frame = DicomSource(path, mm_per_px=0.3).frame(0)
+    assert frame.calibration.source == "user" and frame.pixels.shape == (30, 80)
+    assert frame.spectral is not None and frame.spectral_pixels.shape == (30, 80)
+    # a purely spectral file has nothing spatial to calibrate: the pitch is ignored, and said so
+    only_pw = DicomSource(write_us("pw.dcm", regions=regions[1:]), mm_per_px=0.3)
+    assert only_pw.calibration is None
+    assert "spectral display only" in only_pw.info().details["mm_per_px_ignored"]

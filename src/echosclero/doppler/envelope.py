@@ -255,8 +255,9 @@ def trace_spectrum(
         raise InputError("the spectral display has too few rows away from the baseline to trace")
     # fill unknown pixels with their column's median before anything else
     if not np.all(finite):
-        col_med = np.nanmedian(np.where(finite, img, np.nan), axis=0)
-        col_med = np.where(np.isfinite(col_med), col_med, np.nanmedian(img))
+        any_finite = finite.any(axis=0)
+        col_med = np.full(img.shape[1], float(np.median(img[finite])))
+        col_med[any_finite] = np.nanmedian(img[:, any_finite], axis=0)
         img = np.where(finite, img, col_med[None, :])
     img = _remove_static_lines(img, full_scale)
     sigma_rows = max(1.0, img.shape[0] / 150.0)

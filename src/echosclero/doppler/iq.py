@@ -93,21 +93,23 @@ def trace_iq(
     window_ms: float = 20.0,
     c_m_s: float = SOUND_SPEED_M_S,
     antegrade_positive_doppler: bool = True,
-    dynamic_range_db: float = 40.0,
+    dynamic_range_db: float = 50.0,
     min_velocity_cm_s: float | None = None,
 ) -> SpectralTrace:
     """Trace maximum and mean velocity envelopes from slow-time IQ (see :func:`spectrogram_from_iq`).
 
-    The dB spectrogram is limited to ``dynamic_range_db`` below its 99.9th percentile (as a display
-    would be) and traced with :func:`~echosclero.doppler.envelope.trace_spectrum`. Column times are the
+    The dB spectrogram is limited to ``dynamic_range_db`` starting 10 dB below its median (noise) bin,
+    as a display's gain and dynamic range would, and traced with :func:`~echosclero.doppler.envelope.trace_spectrum`. Column times are the
     window starts, matching a display whose column ``c`` is at ``c * s_per_col``.
     """
     power_db, velocity, t_s = spectrogram_from_iq(
         iq, prf_hz=prf_hz, f0_hz=f0_hz, angle_deg=angle_deg, s_per_col=s_per_col, window_ms=window_ms,
         c_m_s=c_m_s, antegrade_positive_doppler=antegrade_positive_doppler,
     )
-    top = float(np.percentile(power_db, 99.9))
-    clipped = np.clip(power_db, top - dynamic_range_db, top)
+    # like a display's gain: the noise (the median bin of a spectrogram that is mostly noise) sits 10 dB
+    # above the bottom of the dynamic range
+    noise_db = float(np.median(power_db))
+    clipped = np.clip(power_db, noise_db - 10.0, noise_db - 10.0 + dynamic_range_db)
     return trace_spectrum(
         clipped, velocity, t_s, min_velocity_cm_s=min_velocity_cm_s, full_scale=dynamic_range_db
     )

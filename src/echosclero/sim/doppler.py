@@ -54,9 +54,9 @@ SOUND_SPEED_M_S = 1540.0
 def nyquist_velocity_cm_s(*, prf_hz: float, f0_hz: float, angle_deg: float,
                           c_m_s: float = SOUND_SPEED_M_S) -> float:
     """Largest unaliased velocity, ``c * PRF / (4 f0 cos(theta))``, in cm/s (Doppler equation at f = PRF/2)."""
+    if not (0 <= angle_deg < 89):
+        raise InputError(f"angle_deg={angle_deg} must be in [0, 89) degrees (beam to vessel)")
     cos_theta = np.cos(np.deg2rad(angle_deg))
-    if not (0 < cos_theta <= 1):
-        raise InputError(f"angle_deg={angle_deg} must be in [0, 90) degrees")
     return float(c_m_s * prf_hz / (4.0 * f0_hz * cos_theta) * 100.0)
 
 

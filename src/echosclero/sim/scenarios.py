@@ -410,10 +410,20 @@ class SimulatedSource(Source):
 
     def info(self) -> SourceInfo:
         g = self.grid
-        region = RegionInfo(index=0, kind="tissue", bbox_px=(0, 0, g.cols - 1, g.rows - 1),
-                            mm_per_px_x=g.mm_per_px_x, mm_per_px_z=g.mm_per_px_z, data_type_code=1)
-        return SourceInfo(kind="simulator", source_id=self.source_id, n_frames=self.n_frames, rows=g.rows,
-                          cols=g.cols, frame_time_s=self.frame_time_s, calibrated=True, regions=(region,),
+        regions = [RegionInfo(index=0, kind="tissue", bbox_px=(0, 0, g.cols - 1, g.rows - 1),
+                              mm_per_px_x=g.mm_per_px_x, mm_per_px_z=g.mm_per_px_z, data_type_code=1,
+                              role="imaging")]
+        rows = g.rows
+        display = self.spectral_display
+        if display is not None:
+            cal = display.calibration
+            h = display.pixels.shape[0]
+            regions.append(RegionInfo(index=1, kind="PW", bbox_px=(0, g.rows, g.cols - 1, g.rows + h - 1),
+                                      s_per_px=cal.s_per_px, cm_s_per_px=cal.cm_s_per_px,
+                                      baseline_row=cal.baseline_row, data_type_code=3, role="spectral"))
+            rows += h
+        return SourceInfo(kind="simulator", source_id=self.source_id, n_frames=self.n_frames, rows=rows,
+                          cols=g.cols, frame_time_s=self.frame_time_s, calibrated=True, regions=tuple(regions),
                           details={"scenario": self.spec.name, "seed": self.seed, "description": self.spec.description,
                                    "colour_doppler": self.scene.color})
 

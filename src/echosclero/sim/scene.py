@@ -174,6 +174,26 @@ class Scene:
 
     def render(self, t: float) -> tuple[np.ndarray, dict]:
         """Render the frame at time ``t`` (s): returns (pixels, truth-frame dict)."""
+        st, refl, spec, scat, atten, foam_regions = self._compose(t)
+        field = np.multiply(scat, refl[..., None], out=self._field)
+        field[..., 0] += spec
+        if atten is not None:
+            self._apply_shadow(field, atten)
+        env = self.renderer.envelope(field)
+        img = log_compress(env, dynamic_range_db=self.dynamic_range_db, gain_db=self.gain_db)
+        if self.color:
+            img = self._colour_doppler(img, foam_regions)
+        return img, self._truth(t, st, foam_regions)
+
+    def maps(self, t: float) -> tuple[np.ndarray, np.ndarray, dict]:
+        """The phantom at time ``t`` without imaging: (diffuse reflectivity, specular amplitude, truth).
+
+        Used to give the very same phantom to another simulator (``benchmarks/bench_sim.py``: PyMUST)."""
+        st, refl, spec, _scat, _atten, foam_regions = self._compose(t)
+        return refl, spec, self._truth(t, st, foam_regions)
+
+    def _compose(self, t: float):
+        """State at ``t`` and the tissue maps with vessels, foam and needle drawn in; shadows as dB per pixel."""
         st = self.timeline(t, self)
         st.heart_phase = (t * self.heart_rate_bpm / 60.0) % 1.0
         self._update_vessels(t, st)
@@ -199,15 +219,7 @@ class Scene:
         needle = st.needle
         if needle is not None and needle.visible:
             atten = self._draw_needle(needle, spec, atten)
-        field = np.multiply(scat, refl[..., None], out=self._field)
-        field[..., 0] += spec
-        if atten is not None:
-            self._apply_shadow(field, atten)
-        env = self.renderer.envelope(field)
-        img = log_compress(env, dynamic_range_db=self.dynamic_range_db, gain_db=self.gain_db)
-        if self.color:
-            img = self._colour_doppler(img, foam_regions)
-        return img, self._truth(t, st, foam_regions)
+        return st, refl, spec, scat, atten, foam_regions
 
     # ----------------------------------------------------------------------------------------------
     def _foam_polygon(self, v: ph.Vessel, st: State) -> np.ndarray | None:

@@ -27,6 +27,7 @@ Calibration (DICOM PS3.3 C.8.5.5, Sequence of Ultrasound Regions)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -154,9 +155,7 @@ def _read_dataset(path: Path):
         except Exception:  # noqa: BLE001 - lazily parsed garbage can fail on access
             n_elements, looks_like_image = 0, False
     if not preamble and not looks_like_image:
-        raise NotDicomError(
-            f"{path}: not a DICOM file (no 'DICM' marker and it does not parse as a DICOM image)"
-        )
+        raise NotDicomError(f"{path}: not a DICOM file (no 'DICM' marker and it does not parse as a DICOM image)")
     if any("end of file" in str(w.message).lower() for w in caught):
         raise InputError(f"{path}: truncated DICOM file (the file ends before its data set does)")
     if n_elements == 0:
@@ -228,9 +227,7 @@ def parse_us_regions(ds) -> tuple[RegionInfo, ...]:
         ref_y = _get(item, "ReferencePixelY0")
         reference = (int(ref_x), int(ref_y)) if ref_x is not None and ref_y is not None else None
         kind = _KIND_OF_DATA_TYPE.get(data_type, "other")
-        label = (
-            REGION_DATA_TYPES.get(data_type, f"data type {data_type}") if data_type is not None else "unknown"
-        )
+        label = REGION_DATA_TYPES.get(data_type, f"data type {data_type}") if data_type is not None else "unknown"
 
         fields: dict = {}
         if (
@@ -372,30 +369,30 @@ class DicomSource(Source):
                 region_px=imaging.bbox_px,
             )
             self.mm_per_px_ignored = self.user_mm_per_px is not None
-        elif self.user_mm_per_px is not None and self.spectral is None:
-            # The user's pitch applies to the (uncalibrated) 2-D region if the file has one, else the image.
+        elif self.user_mm_per_px is not None:
+            # The user's pitch applies to an uncalibrated 2-D region if the file has one, else to the
+            # whole image — unless the file is a purely spectral display (nothing spatial to calibrate).
             region = next((r for r in self.regions if r.kind in ("tissue", "color") and r.area_px > 0), None)
             slices = _clamped_slices(region.bbox_px, self.rows, self.cols) if region is not None else None
-            if slices is not None:
-                self._imaging_slices = slices
-                imaging = region
-            self.calibration = Calibration(
-                mm_per_px_x=self.user_mm_per_px,
-                mm_per_px_z=self.user_mm_per_px,
-                source="user",
-                region_px=region.bbox_px if slices is not None else None,
-            )
-        elif self.user_mm_per_px is not None:
-            self.mm_per_px_ignored = True
+            if slices is None and self.spectral is not None:
+                self.mm_per_px_ignored = True
+            else:
+                if slices is not None:
+                    self._imaging_slices = slices
+                    imaging = region
+                self.calibration = Calibration(
+                    mm_per_px_x=self.user_mm_per_px,
+                    mm_per_px_z=self.user_mm_per_px,
+                    source="user",
+                    region_px=region.bbox_px if slices is not None else None,
+                )
 
         roles = {}
         if imaging is not None and self.calibration is not None:
             roles[imaging.index] = "imaging"
         if spectral is not None and self.spectral is not None:
             roles[spectral.index] = "spectral"
-        self.regions = tuple(
-            RegionInfo(**{**_region_fields(r), "role": roles.get(r.index)}) for r in self.regions
-        )
+        self.regions = tuple(dataclasses.replace(r, role=roles.get(r.index)) for r in self.regions)
 
     # ------------------------------------------------------------------ checks
     def _check_modality(self) -> None:
@@ -422,9 +419,7 @@ class DicomSource(Source):
     def _check_pixel_module(self) -> None:
         ds = self._ds
         if "PixelData" not in ds:
-            raise InputError(
-                f"{self.path}: has no pixel data (7FE0,0010); the file is truncated or is not an image"
-            )
+            raise InputError(f"{self.path}: has no pixel data (7FE0,0010); the file is truncated or is not an image")
         missing = [
             k
             for k in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "PhotometricInterpretation")
@@ -545,9 +540,7 @@ class DicomSource(Source):
         for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
             rate = _get(ds, keyword)
             if rate is not None:
-                candidates.append(
-                    lambda rate=rate: _uniform(1.0 / float(rate) if float(rate) > 0 else -1.0, n)
-                )
+                candidates.append(lambda rate=rate: _uniform(1.0 / float(rate) if float(rate) > 0 else -1.0, n))
         for candidate in candidates:
             try:
                 result = candidate()
@@ -572,9 +565,7 @@ class DicomSource(Source):
             with _quiet_pydicom():
                 table = apply_color_lut(indices, ds)
         except Exception as exc:  # noqa: BLE001
-            raise InputError(
-                f"{self.path}: the palette colour lookup table is unusable ({_one_line(exc)})"
-            ) from exc
+            raise InputError(f"{self.path}: the palette colour lookup table is unusable ({_one_line(exc)})") from exc
         table = np.asarray(table)[..., :3]
         if table.dtype != np.uint8:
             # Entries are 16-bit; some scanners store 8-bit values in 16 bits (noted in C.7.6.3.1.5).
@@ -607,8 +598,7 @@ class DicomSource(Source):
                 arr = pixel_array(self._ds, index=index)
             except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
                 raise InputError(
-                    f"{self.path}: cannot decode frame {index} ({self.transfer_syntax.name}): "
-                    f"{_one_line(exc)}"
+                    f"{self.path}: cannot decode frame {index} ({self.transfer_syntax.name}): {_one_line(exc)}"
                 ) from exc
         if arr.ndim == 3 and self.n_frames > 1 and arr.shape[0] == self.n_frames and arr.shape[-1] != 3:
             arr = arr[index]  # defensive: a decoder that ignored ``index``
@@ -619,11 +609,7 @@ class DicomSource(Source):
             idx = np.clip(arr.astype(np.int64) - self._palette_first, 0, len(lut) - 1)
             arr = lut[idx]
         elif self.photometric == "MONOCHROME1":
-            arr = (
-                np.iinfo(arr.dtype).max - arr
-                if np.issubdtype(arr.dtype, np.unsignedinteger)
-                else arr.max() - arr
-            )
+            arr = np.iinfo(arr.dtype).max - arr if np.issubdtype(arr.dtype, np.unsignedinteger) else arr.max() - arr
         if arr.shape[:2] != (self.rows, self.cols):
             raise InputError(
                 f"{self.path}: frame {index} decodes to {arr.shape[:2]} px but the header says "
@@ -705,8 +691,8 @@ class DicomSource(Source):
             )
         if self.mm_per_px_ignored:
             details["mm_per_px_ignored"] = (
-                f"--mm-per-px {self.user_mm_per_px:g} ignored: "
-                "the file is calibrated by its ultrasound regions"
+                f"--mm-per-px {self.user_mm_per_px:g} ignored: the file is calibrated by its "
+                "ultrasound regions" + ("" if self.calibration is not None else " (spectral display only)")
             )
         if self._imaging_slices is not None and self.calibration is not None:
             rs, cs = self._imaging_slices
@@ -742,10 +728,6 @@ def _as_list(value) -> list:
         return list(value)
     except TypeError:
         return [value]
-
-
-def _region_fields(region: RegionInfo) -> dict:
-    return {name: getattr(region, name) for name in RegionInfo.__slots__}
 
 
 def _uid_name(uid: str) -> str:

@@ -1,0 +1,310 @@
+"""The guidance engine: one :meth:`Engine.process` call per frame, explicit resettable state.
+
+Stages, in order (each a pure function on the prepared frame, plus the tracked state of this engine):
+preparation (:mod:`.preprocess`) -> needle (:mod:`.needle`) -> lumens (:mod:`.vessels`) -> tracking
+(:mod:`.tracking`) -> probe-compression strain -> foam, compressibility, classification (:mod:`.classify`)
+-> alerts (:mod:`.alerts`). Everything is in millimetres via the frame's calibration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from echosclero.frames import Frame
+from echosclero.guidance.alerts import evaluate_alerts
+from echosclero.guidance.classify import artery_logit
+from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
+from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
+from echosclero.guidance.preprocess import Prepared, prepare
+from echosclero.guidance.tracking import (
+    Track,
+    VesselTracker,
+    colour_fraction,
+    foam_measure,
+    wall_ratio,
+)
+from echosclero.guidance.vessels import detect_lumens
+
+__all__ = ["Engine", "EngineConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Tunable physical thresholds of the engine (defaults from the design notes of each stage)."""
+
+    #: A vessel whose centre lies deeper than this is taken as deep (below the deep fascia). The saphenous
+    #: compartment lies within ~1.5 cm of the skin in most legs (Caggiati, Circulation 1999;100:2547).
+    deep_z_mm: float = 16.0
+    #: Vertical tissue strain above which the probe is taken to be compressing.
+    pressed_strain: float = 0.02
+    #: Foam fill reported from this fraction of the lumen.
+    min_foam_fill: float = 0.08
+    #: Tolerance (mm) of the tip-in-lumen test (the lumen edge blurs over ~1 PSF width).
+    tip_tolerance_mm: float = 0.4
+    #: Largest strain searched by the compression estimator.
+    max_strain: float = 0.25
+
+
+class _StrainEstimator:
+    """Vertical tissue strain under probe pressure from the depth profile of the image.
+
+    Tissue at depth ``z`` moves to ``z (1 - s)`` under a uniform strain ``s``; the mean grey per row of the
+    current frame is compared with a reference profile (taken at rest) stretched by each candidate strain.
+    """
+
+    def __init__(self, max_strain: float) -> None:
+        self.strains = np.linspace(0.0, max_strain, int(round(max_strain / 0.004)) + 1)
+        self.reset()
+
+    def reset(self) -> None:
+        self.ref: np.ndarray | None = None
+        self._idx = None
+
+    def update(self, prep: Prepared) -> float:
+        prof = prep.small.mean(axis=1).astype(np.float64)
+        n = prof.size
+        if self.ref is None or self.ref.size != n:
+            self.ref = prof
+            z = np.arange(n, dtype=np.float64)
+            self._valid = int(n * (1 - self.strains[-1])) - 1
+            self._src = (z[None, : self._valid] + 0.5) / (1 - self.strains[:, None]) - 0.5
+            return 0.0
+        cand = np.empty((self.strains.size, self._valid))
+        for i in range(self.strains.size):
+            cand[i] = np.interp(self._src[i], np.arange(n), self.ref)
+        cur = prof[: self._valid]
+        cur = cur - cur.mean()
+        cand -= cand.mean(axis=1, keepdims=True)
+        score = (cand @ cur) / (np.linalg.norm(cand, axis=1) * max(np.linalg.norm(cur), 1e-9) + 1e-12)
+        s = float(self.strains[int(np.argmax(score))])
+        if s <= 0.004:
+            self.ref = 0.9 * self.ref + 0.1 * prof
+        return s
+
+
+class Engine:
+    """Per-frame ultrasound guidance: vessels, needle, foam, compressibility, alerts.
+
+    Examples
+    --------
+    >>> engine = Engine()
+    >>> for frame in source.frames():            # doctest: +SKIP
+    ...     result = engine.process(frame)
+    ...     print(result.to_json())
+    """
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.vessels = VesselTracker()
+        self.needle = NeedleTracker()
+        self.strain = _StrainEstimator(self.config.max_strain)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracked state (start of a new cine or stream)."""
+        self.vessels.reset()
+        self.needle.reset()
+        self.strain.reset()
+        self._pressed_once = False
+        self._shape: tuple[int, int] | None = None
+        self._last_t: float | None = None
+
+    # ------------------------------------------------------------------------------------------------
+    def process(self, frame: Frame) -> FrameResult:
+        """Analyse one frame (frames of one cine in order; call :meth:`reset` between cines)."""
+        t0 = time.perf_counter()
+        prep = prepare(frame)
+        if self._shape is not None and self._shape != prep.shape:
+            self.reset()  # a new geometry: nothing tracked can carry over
+        self._shape = prep.shape
+        if self._last_t is not None and frame.t_s < self._last_t:
+            self.reset()
+        self._last_t = frame.t_s
+        t = float(frame.t_s)
+        if not prep.usable:
+            return FrameResult(index=frame.index, t_s=t, status=prep.reason,
+                               alerts=(Alert("FRAME_UNUSABLE", "info", f"frame {frame.index}: {prep.reason}, "
+                                             "nothing analysed"),),
+                               processing_ms=(time.perf_counter() - t0) * 1e3)
+        cfg = self.config
+        meas = detect_needle(prep, prior=self.needle.last)
+        needle_m, needle_lost = self.needle.update(meas, t)
+        exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
+        lumens = detect_lumens(prep, ignore=exclude)
+        tracks = self.vessels.update(lumens, prep, t)
+        strain = self.strain.update(prep)
+        pressed = strain >= cfg.pressed_strain
+        if pressed:
+            self._pressed_once = True
+        findings: list[VesselFinding] = []
+        foam: list[FoamFinding] = []
+        growing: set[str] = set()
+        comp_now: dict[str, float] = {}
+        tip = np.array(needle_m.tip_mm) if needle_m is not None else None
+        for tr in tracks:
+            self._update_geometry(tr, prep, exclude, t, needle_m)
+            c = self._update_compression(tr, strain, pressed)
+            if c is not None:
+                comp_now[tr.id] = c
+            self._update_evidence(tr, prep, t, pressed)
+            contains = tip is not None and self._contains(tr, prep, tip, needle_m)
+            lum = tr.lumen
+            spasm = None
+            if tr.baseline_diameter_mm and tr.foam_fill > 0:
+                spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
+            cx, cz = lum.center_mm
+            findings.append(VesselFinding(
+                id=tr.id, kind=tr.kind, center_mm=(cx, cz), diameter_mm=tr.diameter_now_mm,
+                area_mm2=tr.area_now_mm2,
+                compressibility=(tr.max_compressibility if tr.max_compressibility is not None else 0.0)
+                if self._pressed_once else None,
+                contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
+                artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
+                spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm))
+            if tr.foam_fill >= cfg.min_foam_fill:
+                foam.append(FoamFinding(tr.id, float(min(1.0, tr.foam_fill)), tr.foam_front_mm))
+                hist = [f for (_, f) in tr.foam_history]
+                if len(hist) >= 3 and hist[-1] - min(hist) > 0.02:
+                    growing.add(tr.id)
+        compressed = pressed and any(v >= 0.8 for v in comp_now.values())
+        needle_f = None
+        if needle_m is not None:
+            needle_f = NeedleFinding(tip_mm=needle_m.tip_mm, entry_mm=needle_m.entry_mm, angle_deg=needle_m.angle_deg,
+                                     confidence=needle_m.confidence, plane=needle_m.plane,  # type: ignore[arg-type]
+                                     held=meas is None or meas.tip_mm != needle_m.tip_mm)
+        vessels_t = tuple(findings)
+        foam_t = tuple(foam)
+        alerts = evaluate_alerts(vessels_t, needle_f, foam_t, foam_growing=growing, needle_lost=needle_lost,
+                                 compressed=compressed)
+        return FrameResult(index=frame.index, t_s=t, vessels=vessels_t, needle=needle_f, foam=foam_t, alerts=alerts,
+                           compression_strain=strain, processing_ms=(time.perf_counter() - t0) * 1e3)
+
+    # ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _needle_mask(prep: Prepared, m: NeedleMeasurement) -> np.ndarray:
+        """Working-resolution mask of the shaft and the reverberations below it."""
+        mask = np.zeros(prep.shape, np.uint8)
+        (ex, ez), (tx, tz) = m.entry_mm, m.tip_mm
+        r0, c0 = prep.to_px(ex, ez)
+        r1, c1 = prep.to_px(tx, tz)
+        th = max(2, int(round(1.0 / prep.mm_per_px_x)))
+        p0 = (int(round(float(c0))), int(round(float(r0))))
+        p1 = (int(round(float(c1))), int(round(float(r1))))
+        cv2.line(mask, p0, p1, 1, thickness=th)
+        off = int(round(1.5 / prep.mm_per_px_z))
+        cv2.line(mask, (p0[0], p0[1] + off), (p1[0], p1[1] + off), 1, thickness=2 * th)
+        cv2.circle(mask, p1, th, 1, -1)
+        return mask.astype(bool)
+
+    def _update_geometry(self, tr: Track, prep: Prepared, exclude: np.ndarray | None, t: float,
+                         needle_m: NeedleMeasurement | None) -> None:
+        mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
+        px_area = mmx * mmz
+        raw, bright = foam_measure(prep, tr, exclude)
+        if tr.foam_baseline is None:
+            tr.foam_baseline = raw
+        elif tr.foam_fill < 0.02 and len(tr.foam_history) < 6:
+            tr.foam_baseline = 0.7 * tr.foam_baseline + 0.3 * min(raw, tr.foam_baseline + 0.05)
+        fill = max(0.0, (raw - tr.foam_baseline) / max(1e-6, 1.0 - tr.foam_baseline))
+        tr.foam_fill = fill
+        tr.foam_history.append((t, fill))
+        lum = tr.lumen
+        if fill < 0.05:
+            if tr.seen_now and (tr.ref_mask is None or lum.area_mm2 >= 0.6 * tr.ref_area_mm2 or not tr.confirmed):
+                tr.ref_mask = tr.mask.copy()
+                tr.ref_area_mm2 = lum.area_mm2
+            tr.area_now_mm2 = lum.area_mm2 if tr.seen_now else tr.area_now_mm2 or lum.area_mm2
+            tr.diameter_now_mm = lum.diameter_mm if tr.seen_now else tr.diameter_now_mm or lum.diameter_mm
+            if tr.seen_now:
+                tr.baseline_diameter_mm = (lum.diameter_mm if tr.baseline_diameter_mm is None
+                                           else 0.8 * tr.baseline_diameter_mm + 0.2 * lum.diameter_mm)
+            tr.foam_front_mm = None
+            return
+        # foam present: the lumen is dark blood + bright foam within the reference outline
+        ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+        grow = cv2.dilate(ref.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        dark = prep.small < prep.background * np.float32(0.6)
+        foamy = prep.small > prep.background * np.float32(0.9)
+        union = (dark | foamy) & grow
+        if exclude is not None:
+            union |= exclude & ref
+        area = float(union.sum()) * px_area
+        tr.area_now_mm2 = area
+        if lum.longitudinal:
+            tr.diameter_now_mm = tr.baseline_diameter_mm or lum.diameter_mm
+        else:
+            tr.diameter_now_mm = 2.0 * math.sqrt(area / math.pi)
+        if bright is not None and bright.any():
+            ys, xs = np.nonzero(bright)
+            if lum.longitudinal:
+                if needle_m is not None:
+                    origin = prep.to_px(*needle_m.tip_mm)
+                else:
+                    origin = (ys.mean(), xs.mean())
+                d2 = (ys - origin[0]) ** 2 + (xs - origin[1]) ** 2
+                k = int(np.argmax(d2))
+                x, z = prep.to_mm(ys[k], xs[k])
+            else:
+                x = lum.center_mm[0]
+                z = float(prep.to_mm(np.percentile(ys, 98), 0)[1])
+            tr.foam_front_mm = (float(x), float(z))
+
+    def _update_compression(self, tr: Track, strain: float, pressed: bool) -> float | None:
+        if not pressed:
+            if tr.seen_now and strain < 0.008 and tr.foam_fill < 0.05:
+                tr.rest_area_mm2 = tr.area_now_mm2 if tr.rest_area_mm2 is None else \
+                    0.8 * tr.rest_area_mm2 + 0.2 * tr.area_now_mm2
+            return None
+        if tr.rest_area_mm2 is None or tr.rest_area_mm2 <= 0:
+            return None
+        area = tr.area_now_mm2 if tr.seen_now else 0.0  # not found under pressure: collapsed
+        if not tr.seen_now:
+            tr.area_now_mm2 = 0.0
+            tr.diameter_now_mm = 0.0
+        c = float(np.clip(1.0 - area / tr.rest_area_mm2, 0.0, 1.0))
+        tr.max_compressibility = c if tr.max_compressibility is None else max(tr.max_compressibility, c)
+        return c
+
+    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool) -> None:
+        if tr.seen_now and not pressed and tr.foam_fill < 0.05:
+            tr.areas.append((t, tr.lumen.area_mm2))
+            tr.walls.append((t, wall_ratio(prep, tr.mask)))
+        cf = colour_fraction(prep, tr.mask if tr.seen_now else (tr.ref_mask if tr.ref_mask is not None else tr.mask))
+        if cf is not None and not pressed:
+            tr.colour.append((t, cf))
+        logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
+                                      walls=tr.walls, max_compressibility=tr.max_compressibility)
+        tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
+        if decided:
+            tr.kind = "artery" if logit > 0 else "vein"
+        elif tr.kind != "unknown" and abs(logit) < 0.5:
+            tr.kind = "unknown"
+
+    def _contains(self, tr: Track, prep: Prepared, tip: np.ndarray, needle_m: NeedleMeasurement | None) -> bool:
+        ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+        tol = self.config.tip_tolerance_mm
+
+        def inside(p: np.ndarray, tol_mm: float) -> bool:
+            r, c = prep.to_px(p[0], p[1])
+            rad_r = int(math.ceil(tol_mm / prep.mm_per_px_z))
+            rad_c = int(math.ceil(tol_mm / prep.mm_per_px_x))
+            r, c = int(round(float(r))), int(round(float(c)))
+            r0, r1 = max(0, r - rad_r), min(ref.shape[0], r + rad_r + 1)
+            c0, c1 = max(0, c - rad_c), min(ref.shape[1], c + rad_c + 1)
+            if r0 >= r1 or c0 >= c1:
+                return False
+            return bool(ref[r0:r1, c0:c1].any()) if tol_mm > 0 else bool(ref[r, c])
+
+        if inside(tip, 0.0) or inside(tip, tol):
+            return True
+        if needle_m is not None:
+            d = np.array(needle_m.tip_mm) - np.array(needle_m.entry_mm)
+            d /= max(float(np.linalg.norm(d)), 1e-9)
+            # the tip echo hidden by colour flow or foam: the shaft ends at the lumen edge, pointing in
+            return inside(tip + 1.0 * d, 0.0) and inside(tip, 0.8)
+        return False

@@ -1,0 +1,178 @@
+"""Vessel tracking with stable ids, and the per-vessel evidence gathered over time.
+
+Each :class:`Track` owns a working-resolution mask of its lumen. Detections are assigned to tracks by mask
+overlap (a detection split by a needle or by foam gives several fragments, all assigned to their track);
+unassigned detections start tentative tracks. A confirmed track that is not detected keeps its last geometry
+("coasting") for up to :data:`MAX_COAST_S` — a vein collapsed under compression or hidden under an acoustic
+shadow is still there.
+
+Evidence per track (for classification, :mod:`echosclero.guidance.classify`): lumen area over time
+(pulsatility), colour-flow fraction over time (pulsatile flashes of an artery vs steady venous flow), wall
+echogenicity, and the area lost under probe compression.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from echosclero.guidance.preprocess import Prepared
+from echosclero.guidance.vessels import Lumen
+
+__all__ = ["MAX_COAST_S", "Track", "VesselTracker"]
+
+#: How long a confirmed track is kept without detection (s).
+MAX_COAST_S = 3.0
+#: Detections before a track is confirmed.
+CONFIRM_HITS = 2
+#: Minimum overlap (fraction of the smaller of detection and track) to assign a detection to a track.
+MIN_OVERLAP = 0.3
+#: Length of the evidence history (s).
+HISTORY_S = 2.0
+#: Foam: grey / local tissue level above which a lumen pixel is echogenic content (blood is < 0.5).
+FOAM_RATIO = 0.9
+
+
+@dataclass(eq=False)
+class Track:
+    id: str
+    mask: np.ndarray  # (r, c) bool, working resolution, full image
+    lumen: Lumen
+    t_first: float
+    t_last_seen: float
+    hits: int = 1
+    ref_mask: np.ndarray | None = None  # lumen before any foam
+    ref_area_mm2: float = 0.0
+    baseline_diameter_mm: float | None = None
+    rest_area_mm2: float | None = None
+    max_compressibility: float | None = None
+    area_now_mm2: float = 0.0
+    diameter_now_mm: float = 0.0
+    foam_fill: float = 0.0
+    foam_baseline: float | None = None
+    foam_history: deque = field(default_factory=lambda: deque(maxlen=8))
+    foam_front_mm: tuple[float, float] | None = None
+    # evidence histories: (t_s, value)
+    areas: deque = field(default_factory=lambda: deque(maxlen=128))
+    colour: deque = field(default_factory=lambda: deque(maxlen=128))
+    walls: deque = field(default_factory=lambda: deque(maxlen=128))
+    artery_probability: float = 0.5
+    kind: str = "unknown"
+    seen_now: bool = True
+
+    @property
+    def confirmed(self) -> bool:
+        return self.hits >= CONFIRM_HITS
+
+
+def _lumen_full_mask(lum: Lumen, shape: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    r0, c0, r1, c1 = lum.bbox
+    m[r0:r1, c0:c1] = lum.mask
+    return m
+
+
+class VesselTracker:
+    """Assigns lumens to stable tracks frame after frame. ``reset()`` forgets everything."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float) -> list[Track]:
+        shape = prep.shape
+        masks = [_lumen_full_mask(lum, shape) for lum in lumens]
+        assigned: dict[int, list[int]] = {}
+        free = []
+        for j, m in enumerate(masks):
+            best, best_score = None, 0.0
+            a = m.sum()
+            for i, tr in enumerate(self.tracks):
+                ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+                ov = np.count_nonzero(m & ref)
+                if ov == 0:
+                    continue
+                score = ov / max(1, min(a, np.count_nonzero(ref)))
+                if score > best_score:
+                    best, best_score = i, score
+            if best is not None and best_score >= MIN_OVERLAP:
+                assigned.setdefault(best, []).append(j)
+            else:
+                free.append(j)
+        for tr in self.tracks:
+            tr.seen_now = False
+        for i, js in assigned.items():
+            tr = self.tracks[i]
+            if len(js) == 1:
+                lum, m = lumens[js[0]], masks[js[0]]
+            else:  # fragments of one lumen (cut by a needle or by foam): merge
+                m = np.zeros(shape, bool)
+                for j in js:
+                    m |= masks[j]
+                lum = max((lumens[j] for j in js), key=lambda lu: lu.area_mm2)
+            tr.lumen, tr.mask = lum, m
+            tr.t_last_seen = t_s
+            tr.hits += 1
+            tr.seen_now = True
+        for j in free:
+            tr = Track(id=f"V{self._next_id}", mask=masks[j], lumen=lumens[j], t_first=t_s, t_last_seen=t_s)
+            self._next_id += 1
+            self.tracks.append(tr)
+        keep = []
+        for tr in self.tracks:
+            gap = t_s - tr.t_last_seen
+            if tr.seen_now or (tr.confirmed and gap <= MAX_COAST_S):
+                keep.append(tr)
+        self.tracks = keep
+        return [tr for tr in self.tracks if tr.seen_now or tr.confirmed]
+
+
+def wall_ratio(prep: Prepared, mask: np.ndarray) -> float:
+    """Median grey / tissue level in a ring 0.2-1.0 mm outside the lumen (vessel wall echogenicity)."""
+    k_in = max(1, int(round(0.2 / prep.mm_per_px_x)))
+    k_out = max(2, int(round(1.0 / prep.mm_per_px_x)))
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return float("nan")
+    r0, r1 = max(0, ys.min() - k_out - 1), min(mask.shape[0], ys.max() + k_out + 2)
+    c0, c1 = max(0, xs.min() - k_out - 1), min(mask.shape[1], xs.max() + k_out + 2)
+    sub = mask[r0:r1, c0:c1].astype(np.uint8)
+    outer = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_out + 1, 2 * k_out + 1)))
+    inner = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_in + 1, 2 * k_in + 1)))
+    ring = (outer > 0) & (inner == 0)
+    if not ring.any():
+        return float("nan")
+    ratio = prep.small[r0:r1, c0:c1][ring] / prep.background[r0:r1, c0:c1][ring]
+    return float(np.percentile(ratio, 75))
+
+
+def colour_fraction(prep: Prepared, mask: np.ndarray) -> float | None:
+    if prep.colour_small is None:
+        return None
+    vals = prep.colour_small[mask]
+    return float(vals.mean()) if vals.size else 0.0
+
+
+def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None) -> tuple[float, np.ndarray | None]:
+    """Fraction of the track's reference lumen filled with echogenic content, and the foam mask."""
+    ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+    k = np.ones((3, 3), np.uint8)
+    region = cv2.erode(ref.astype(np.uint8), k).astype(bool)
+    if exclude is not None:
+        region &= ~exclude
+    n = int(region.sum())
+    if n < 4:
+        return 0.0, None
+    bright = (prep.small > prep.background * np.float32(FOAM_RATIO)) & region
+    return float(bright.sum()) / n, bright
+
+
+def _rdp_free(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
