@@ -53,7 +53,7 @@ def test_needle_tip_accuracy(gsv_run):
     missed = []
     for f, r in gsv_run:
         tn = f.meta["truth"]["needle"]
-        if tn is None or f.t_s < 0.5:
+        if tn is None or f.t_s < 1.0:  # a shaft shorter than ~5 mm at the skin line is not yet reliable
             continue
         if r.needle is None:
             missed.append(f.index)

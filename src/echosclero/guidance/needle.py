@@ -73,6 +73,10 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     r2, c2 = rows // 2, cols // 2
     pooled = (cv2.resize(mask[: 2 * r2, : 2 * c2], (c2, r2), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
     px2, pz2 = 2 * mmx, 2 * mmz
+    # drop near-horizontal bright runs (skin, fascia, septa): they cannot be the shaft and slow the Hough vote
+    run = max(5, int(round(1.6 / px2)) | 1)
+    flat = cv2.morphologyEx(pooled, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
+    pooled = cv2.subtract(pooled, flat)
     min_len_px = MIN_SHAFT_MM / px2
     lines = cv2.HoughLinesP(pooled, 1, math.pi / 180, threshold=max(8, int(min_len_px * 0.6)),
                             minLineLength=min_len_px, maxLineGap=max(2, int(round(0.8 / px2))))
@@ -87,7 +91,7 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     if not ok.any():
         return None
     cand = lines[ok]
-    width_mm, depth_mm = cols * mmx, rows * mmz
+    width_mm = cols * mmx
 
     def border_dist(p: np.ndarray) -> float:
         return min(p[0], width_mm - p[0], p[1])
@@ -101,12 +105,12 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
         a0, b0 = cand[i, :2], cand[i, 2:]
         u = (b0 - a0) / max(np.linalg.norm(b0 - a0), 1e-9)
         n = np.array([-u[1], u[0]])
-        ends = []
-        for j in range(len(cand)):
-            a, b = cand[j, :2], cand[j, 2:]
-            if abs((a - a0) @ n) < 0.6 and abs((b - a0) @ n) < 0.6 and abs(((b - a) / max(np.linalg.norm(b - a), 1e-9)) @ u) > 0.98:
-                ends.extend([(a - a0) @ u, (b - a0) @ u])
-                used[j] = True
+        ca, cb = cand[:, :2], cand[:, 2:]
+        ub = (cb - ca) / np.maximum(np.linalg.norm(cb - ca, axis=1, keepdims=True), 1e-9)
+        sel = (np.abs((ca - a0) @ n) < 0.6) & (np.abs((cb - a0) @ n) < 0.6) & (np.abs(ub @ u) > 0.98)
+        sel[i] = True
+        used |= sel
+        ends = np.concatenate([(ca[sel] - a0) @ u, (cb[sel] - a0) @ u])
         e_lo, e_hi = a0 + min(ends) * u, a0 + max(ends) * u
         if border_dist(e_lo) <= border_dist(e_hi):
             entry, tip, d = e_lo, e_hi, u
@@ -125,6 +129,7 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
         if near:
             shafts = near
     _, _, entry, tip, d = max(shafts, key=lambda s_: s_[0])
+    entry, tip, d = _fit_shaft(full, entry, tip, d, mmx, mmz, thr)
     tip = _refine_tip(full, tip, d, mmx, mmz, thr)
     angle = math.degrees(math.atan2(abs(d[1]), abs(d[0])))
     seg_len = float(np.linalg.norm(tip - entry))
@@ -132,6 +137,36 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     shaft_px = ((entry[1] / mmz, entry[0] / mmx), (tip[1] / mmz, tip[0] / mmx))
     return NeedleMeasurement(tip_mm=(float(tip[0]), float(tip[1])), entry_mm=(float(entry[0]), float(entry[1])),
                              angle_deg=angle, confidence=conf, plane="in", shaft_px=shaft_px)
+
+
+def _fit_shaft(full: np.ndarray, entry: np.ndarray, tip: np.ndarray, d: np.ndarray, mmx: float, mmz: float,
+               thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares line through the bright pixels within 0.4 mm of the Hough shaft (full resolution)."""
+    rows, cols = full.shape
+    lo = np.minimum(entry, tip) - 0.5
+    hi = np.maximum(entry, tip) + 0.5
+    c0, c1 = max(0, int(lo[0] / mmx)), min(cols, int(hi[0] / mmx) + 1)
+    r0, r1 = max(0, int(lo[1] / mmz)), min(rows, int(hi[1] / mmz) + 1)
+    ys, xs = np.nonzero(full[r0:r1, c0:c1] >= thr)
+    if ys.size < 6:
+        return entry, tip, d
+    px = (xs + c0 + 0.5) * mmx
+    pz = (ys + r0 + 0.5) * mmz
+    n = np.array([-d[1], d[0]])
+    dist = (px - entry[0]) * n[0] + (pz - entry[1]) * n[1]
+    keep = np.abs(dist) < 0.4
+    if keep.sum() < 6:
+        return entry, tip, d
+    pts = np.stack([px[keep], pz[keep]], 1).astype(np.float32)
+    vx, vz, x0, z0 = cv2.fitLine(pts, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    u = np.array([vx, vz], dtype=float)
+    if u @ d < 0:
+        u = -u
+    p0 = np.array([x0, z0], dtype=float)
+    # project the ends onto the fitted line
+    entry2 = p0 + ((entry - p0) @ u) * u
+    tip2 = p0 + ((tip - p0) @ u) * u
+    return entry2, tip2, u
 
 
 def _support(full: np.ndarray, a: np.ndarray, b: np.ndarray, mmx: float, mmz: float, thr: float) -> float:
@@ -142,7 +177,8 @@ def _support(full: np.ndarray, a: np.ndarray, b: np.ndarray, mmx: float, mmz: fl
     p = a[None, :] + t[:, None] * (b - a)[None, :]
     c = np.clip(np.round(p[:, 0] / mmx - 0.5).astype(int), 0, cols - 1)
     r = np.clip(np.round(p[:, 1] / mmz - 0.5).astype(int), 0, rows - 1)
-    best = np.maximum(full[r, c], np.maximum(full[np.clip(r - 1, 0, rows - 1), c], full[np.clip(r + 1, 0, rows - 1), c]))
+    up, down = full[np.clip(r - 1, 0, rows - 1), c], full[np.clip(r + 1, 0, rows - 1), c]
+    best = np.maximum(full[r, c], np.maximum(up, down))
     return float(np.mean(best >= thr))
 
 

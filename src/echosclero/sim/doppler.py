@@ -494,6 +494,7 @@ def simulate_spectral_display(
         raise InputError(f"reflux_ms={reflux_ms} must be within [0, 8000] ms")
     if s_per_px <= 0:
         raise InputError(f"s_per_px={s_per_px} must be positive")
+    nyquist_cm_s = nyquist_velocity_cm_s(prf_hz=prf_hz, f0_hz=f0_hz, angle_deg=angle_deg)  # checks the angle
     needed_s = augmentation_start_s + augmentation_s + 0.03 + reflux_ms / 1000.0 + 0.8
     if sweep_s is None:
         sweep_s = max(4.0, needed_s) if n_cols is None else n_cols * s_per_px
@@ -571,7 +572,7 @@ def simulate_spectral_display(
         t_s=t_cols,
         velocity_cm_s=v_cols,
         envelope_cm_s=env,
-        nyquist_cm_s=nyquist_velocity_cm_s(prf_hz=prf_hz, f0_hz=f0_hz, angle_deg=angle_deg),
+        nyquist_cm_s=nyquist_cm_s,
     )
     return SpectralDisplay(
         pixels=pixels,
