@@ -39,7 +39,7 @@ test-fast: $(VENV)/.synced
 	$(VENV)/bin/pytest -n 2 -q -m "not slow"
 
 bench: $(VENV)/.synced
-	$(VENV)/bin/python -m benchmarks
+	$(VENV)/bin/python -m benchmarks $(BENCH)
 
 clean:
 	rm -rf out .pytest_cache
