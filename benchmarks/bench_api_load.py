@@ -162,7 +162,11 @@ def run_backend(name: str, url: str, rate: float, duration: float) -> dict:
         result = asyncio.run(_load(base, token, rate, duration, seed=7))
     finally:
         proc.terminate()
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
     return {"backend": name, "rate_rps": rate, "duration_s": duration, **result}
 
 

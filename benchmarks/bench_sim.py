@@ -26,7 +26,7 @@ import numpy as np
 from echosclero.sim import list_scenarios, open_simulated_source
 
 FRAMES = 100
-N_SCATTERERS = 8000
+N_SCATTERERS = 8000  # plus up to N/4 points on specular structures
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -93,8 +93,12 @@ def bench_pymust() -> dict:
     env = pymust_bmode(x, z, a, timings=timings)
     total = time.perf_counter() - t0
     assert env.shape == (512, 512) and np.isfinite(env).all()
-    print(f"  pymust simus+rf2iq+DAS, {x.size} scatterers: {total:.1f} s per frame {timings}")
-    return {"scatterers": int(x.size), "seconds_per_frame": total, "timings_s": timings}
+    # The DAS matrix is built once per grid and reused across frames: not a per-frame cost.
+    per_frame = total - timings.get("das_build_s", 0.0)
+    print(f"  pymust simus+rf2iq+DAS, {x.size} scatterers: {per_frame:.1f} s per frame "
+          f"(+ {timings.get('das_build_s', 0.0):.1f} s once for the DAS matrix)")
+    return {"scatterers": int(x.size), "seconds_per_frame": per_frame, "das_build_s": timings.get("das_build_s"),
+            "timings_s": timings}
 
 
 def main() -> dict:

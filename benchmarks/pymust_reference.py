@@ -10,8 +10,9 @@ Comput Methods Programs Biomed 2022; Perrot et al., "So you think you can DAS?",
 1. ``pymust.simus``: RF signals of the 128 elements of ``getparam('L11-5v')`` for one plane wave at 0°
    (all transmit delays 0), 2-D (no elevation focusing), no attenuation, c = 1540 m/s, fs = 4 fc;
 2. ``pymust.rf2iq``: I/Q demodulation at fc, 5th-order Butterworth low-pass at (bandwidth / 2);
-3. ``pymust.dasmtx``: delay-and-sum as a sparse matrix, rectangular receive aperture of f-number
-   ``RECEIVE_FNUMBER`` (no receive apodization), linear interpolation; built once per grid and cached;
+3. ``pymust.dasmtx``: delay-and-sum as a sparse matrix, rectangular receive aperture (no receive
+   apodization) of the fast simulator's receive f-number (``Probe.l11_5v().f_number_rx``, else
+   ``DEFAULT_RECEIVE_FNUMBER``), linear interpolation; built once per grid and cached;
 4. envelope ``|IQ|`` on the image's pixel grid.
 
 Coordinates: image ``x_mm`` runs from 0 at the left edge of the array aperture (the image is as wide as
@@ -146,22 +147,18 @@ class ReferenceGrid:
         return (r + self.origin_px) * self.mm_per_px_z
 
 
-def _lead_grid_origin_px(width_mm: float, depth_mm: float, shape: tuple[int, int]) -> float:
-    """Pixel origin used by ``echosclero.sim.acoustics.ImagingGrid`` (0 or 0.5); 0 if unknown."""
+def _lead_grid_origin_px() -> float:
+    """Pixel origin of ``echosclero.sim.acoustics.ImagingGrid`` (0.5: pixel centres); 0 if unavailable."""
     try:
         from echosclero.sim.acoustics import ImagingGrid  # noqa: PLC0415
     except ImportError:
         return 0.0
-    grid = ImagingGrid(rows=shape[0], cols=shape[1], width_mm=width_mm, depth_mm=depth_mm)
-    dx = width_mm / shape[1]
-    for name in ("x_mm", "x_axis_mm", "col_x_mm", "lateral_mm"):
-        attr = getattr(grid, name, None)
-        if attr is None:
-            continue
-        values = np.asarray(attr() if callable(attr) else attr, dtype=np.float64).ravel()
-        if values.size == shape[1]:
-            return float(values[0] / dx)
-    return 0.0
+    grid = ImagingGrid()
+    x_axis = getattr(grid, "x_mm", None)
+    if x_axis is None:
+        return 0.0
+    values = np.asarray(x_axis() if callable(x_axis) else x_axis, dtype=np.float64).ravel()
+    return float(values[0] / (grid.width_mm / grid.cols))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,7 +245,6 @@ def _simulate_rf(
     step = float(options.get("FrequencyStep", 1.0))
     # SIMUS keeps a record of 2 * maxD / (c * FrequencyStep) s, with maxD the farthest element-scatterer
     # distance plus the pulse length: a zero-amplitude scatterer at that distance makes it long enough.
-    _, tp = pymust.getpulse(param.copy(), 2)
     d_dummy = step * path_needed_m / 2 + 2 * float(param.pitch)
     x_all = np.concatenate([x_m, [0.0]]).reshape(1, -1)
     z_all = np.concatenate([z_m, [d_dummy]]).reshape(1, -1)
@@ -256,7 +252,9 @@ def _simulate_rf(
     delays = np.zeros((1, int(param.Nelements)))
     logger = logging.getLogger()
     previous = logger.level
-    logger.setLevel(logging.ERROR)  # SIMUS warns (via the root logger) whenever FrequencyStep > 1
+    # SIMUS warns through the root logger whenever FrequencyStep > 1, with malformed arguments that make
+    # logging print a traceback: silence the root logger during the call only.
+    logger.setLevel(logging.ERROR)
     try:
         rf, _ = pymust.simus(x_all, z_all, rc_all, delays, param.copy(), options)
     finally:
@@ -384,7 +382,7 @@ def pymust_bmode(
     if len(shape) != 2 or min(shape) <= 0:
         raise ValueError(f"shape must be (rows, cols) with positive sizes; got {shape!r}")
     if origin_px is None:
-        origin_px = _lead_grid_origin_px(width_mm, depth_mm, shape)
+        origin_px = _lead_grid_origin_px()
     grid = ReferenceGrid(width_mm, depth_mm, int(shape[0]), int(shape[1]), origin_px)
     return pymust_envelope_on_grid(
         x_mm,

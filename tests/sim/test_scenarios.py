@@ -166,6 +166,29 @@ def test_foam_fills_the_lumen_brightens_it_and_shadows_below():
     assert gsv1["diameter_mm"] < 0.85 * gsv0["diameter_mm"]
 
 
+def _ring_median(img, frame, vessel, *, inside: bool) -> float:
+    """Median grey level of the lumen (inside) at 60-90 % of its radius, away from the centre."""
+    cal = frame.calibration
+    rr, cc = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    x, z = cal.px_to_mm(rr + 0.5, cc + 0.5)
+    d = np.hypot(x - vessel["center_mm"][0], z - vessel["center_mm"][1]) / (vessel["diameter_mm"] / 2)
+    return float(np.median(img[(d > 0.6) & (d < 0.9)]))
+
+
+def test_out_of_plane_needle_is_a_bright_dot_that_ends_in_the_vein():
+    _, frames = _frames("gsv_out_of_plane", seed=3, duration_s=3.0)
+    # the last frame before foam appears: the dot sits in the dark lumen
+    f = [f for f in frames if not f.meta["truth"]["foam"]][-1]
+    n = f.meta["truth"]["needle"]
+    assert n["plane"] == "out" and n["angle_deg"] is None
+    r, c = (int(v) for v in f.calibration.mm_to_px(*n["tip_mm"]))
+    img = _gray(f).astype(np.float32)
+    gsv = next(v for v in f.meta["truth"]["vessels"] if v["id"] == "GSV")
+    assert img[r - 2:r + 3, c - 2:c + 3].mean() > 200  # a bright dot ...
+    assert img[r - 2:r + 3, c - 2:c + 3].mean() > 3 * _ring_median(img, f, gsv, inside=True)  # ... in the dark lumen
+    assert any(v["contains_needle_tip"] and v["target"] for v in f.meta["truth"]["vessels"])
+
+
 def test_near_miss_raises_tip_in_artery_then_ends_in_the_vein():
     _, frames = _frames("artery_near_miss", seed=2, duration_s=6.0)
     codes = [[a["code"] for a in f.meta["truth"]["alerts"]] for f in frames]

@@ -99,8 +99,9 @@ def trace_iq(
     """Trace maximum and mean velocity envelopes from slow-time IQ (see :func:`spectrogram_from_iq`).
 
     The dB spectrogram is limited to ``dynamic_range_db`` starting 10 dB below its median (noise) bin,
-    as a display's gain and dynamic range would, and traced with :func:`~echosclero.doppler.envelope.trace_spectrum`. Column times are the
-    window starts, matching a display whose column ``c`` is at ``c * s_per_col``.
+    as a display's gain and dynamic range would, and traced with
+    :func:`~echosclero.doppler.envelope.trace_spectrum`. Column times are the window starts, matching a
+    display whose column ``c`` is at ``c * s_per_col``.
     """
     power_db, velocity, t_s = spectrogram_from_iq(
         iq, prf_hz=prf_hz, f0_hz=f0_hz, angle_deg=angle_deg, s_per_col=s_per_col, window_ms=window_ms,

@@ -74,7 +74,7 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     pooled = (cv2.resize(mask[: 2 * r2, : 2 * c2], (c2, r2), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
     px2, pz2 = 2 * mmx, 2 * mmz
     # drop near-horizontal bright runs (skin, fascia, septa): they cannot be the shaft and slow the Hough vote
-    run = max(5, int(round(1.6 / px2)) | 1)
+    run = max(5, int(round(2.4 / px2)) | 1)
     flat = cv2.morphologyEx(pooled, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
     pooled = cv2.subtract(pooled, flat)
     min_len_px = MIN_SHAFT_MM / px2

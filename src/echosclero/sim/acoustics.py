@@ -348,12 +348,13 @@ def log_compress(
 ) -> np.ndarray:
     """Log-compress a linear envelope to uint8 display grey levels.
 
-    ``reference`` × 10^(gain_db/20) maps to grey ``255 * (1 - 12/dynamic_range_db)`` (speckle of RMS
-    ``reference`` shows mid-grey with a 60 dB range); the display spans ``dynamic_range_db``.
+    The top of the display (grey 255) is 24 dB above ``reference`` at ``gain_db = 0``: speckle of RMS
+    ``reference`` shows at grey ``255 * (1 - 24/dynamic_range_db)`` (153 with a 60 dB range), leaving headroom
+    for specular echoes; the display spans ``dynamic_range_db``.
     """
     if dynamic_range_db <= 0:
         raise InputError(f"dynamic_range_db must be positive, got {dynamic_range_db}")
-    top = reference * 10 ** ((12.0 - gain_db) / 20)  # 0 dB on the display: 12 dB above the speckle RMS
+    top = reference * 10 ** ((24.0 - gain_db) / 20)  # 0 dB on the display: 24 dB above the speckle RMS
     scale = np.float32(255.0 / dynamic_range_db * 20.0 / math.log(10))
     offset = np.float32(255.0 - scale * math.log(top))
     out = cv2.log(np.maximum(envelope, np.float32(1e-12)))

@@ -141,14 +141,13 @@ def polygon_area(points: np.ndarray) -> float:
 
 
 def _distance_to_polyline(p: np.ndarray, path: np.ndarray) -> np.ndarray:
-    """Distance (mm) from points p (M, 2) to the polyline path (N, 2)."""
-    best = np.full(p.shape[0], np.inf)
-    for a, b in zip(path[:-1], path[1:], strict=False):
-        ab = b - a
-        t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-        d = np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
-        np.minimum(best, d, out=best)
-    return best
+    """Distance (mm) from points p (M, 2) to the polyline path (N, 2), vectorised over both."""
+    a, b = path[:-1], path[1:]  # (S, 2) segments
+    ab = b - a
+    ap = p[:, None, :] - a[None, :, :]  # (M, S, 2)
+    t = np.clip((ap * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    d = np.linalg.norm(ap - t[..., None] * ab, axis=-1)
+    return d.min(axis=1)
 
 
 @dataclass
@@ -363,16 +362,19 @@ def foam_region_transverse(vessel: Vessel, fill: float) -> np.ndarray | None:
     poly = vessel.lumen_polygon()
     if fill >= 0.999:
         return poly
-    total = polygon_area(poly)
-    lo, hi = poly[:, 1].min(), poly[:, 1].max()
-    for _ in range(22):
-        mid = 0.5 * (lo + hi)
-        frac = polygon_area_above(poly, mid) / total
-        if frac < fill:
-            lo = mid
-        else:
-            hi = mid
-    return clip_polygon_above(poly, 0.5 * (lo + hi))
+    # area above a level = integral of the chord width; widths of all levels at once (lumens are convex-ish)
+    z_lo, z_hi = poly[:, 1].min(), poly[:, 1].max()
+    levels = np.linspace(z_lo, z_hi, 257)
+    p0, p1 = poly, np.roll(poly, -1, axis=0)
+    dz = p1[:, 1] - p0[:, 1]
+    t = (levels[:, None] - p0[None, :, 1]) / np.where(np.abs(dz) < 1e-12, np.nan, dz)[None, :]
+    hit = (t >= 0) & (t < 1)
+    x = np.where(hit, p0[None, :, 0] + t * (p1 - p0)[None, :, 0], np.nan)
+    with np.errstate(all="ignore"):
+        width = np.nan_to_num(np.nanmax(x, axis=1) - np.nanmin(x, axis=1))
+    area = np.concatenate([[0.0], np.cumsum(0.5 * (width[1:] + width[:-1]) * np.diff(levels))])
+    level = float(np.interp(fill * area[-1], area, levels))
+    return clip_polygon_above(poly, level)
 
 
 def clip_polygon_above(poly: np.ndarray, z_level: float) -> np.ndarray:

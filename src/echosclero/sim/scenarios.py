@@ -119,6 +119,27 @@ def _build_gsv_injection(rng: np.random.Generator, grid: ImagingGrid, probe: Pro
     return Scene(grid=grid, probe=probe, layers=layers, vessels=vessels, timeline=timeline, rng=rng)
 
 
+def _build_gsv_out_of_plane(rng: np.random.Generator, grid: ImagingGrid, probe: Probe) -> Scene:
+    """Out-of-plane approach: the needle crosses the image plane, seen as a bright dot (with ring-down) that
+    walks down from the skin into the vein as the needle advances; then foam."""
+    layers, vessels = _thigh_transverse(rng, grid, probe)
+    gsv = vessels[0]
+    target = (gsv.centre_mm[0] + rng.uniform(-0.2, 0.2) * gsv.a_mm, gsv.centre_mm[1] - rng.uniform(0, 0.3) * gsv.b_mm)
+    start = (target[0] + rng.uniform(-1.0, 1.0), rng.uniform(1.0, 2.0))
+    t_reach = rng.uniform(1.8, 2.4)
+    t_inject, t_full = t_reach + 0.4, t_reach + rng.uniform(2.0, 2.6)
+
+    def timeline(t: float, scene: Scene) -> State:
+        f = _ramp(t, 0.3, t_reach)
+        dot = (start[0] + f * (target[0] - start[0]), start[1] + f * (target[1] - start[1]))
+        needle = ph.Needle(in_plane=False, dot_mm=dot, diameter_mm=0.7) if t >= 0.3 else None
+        fill = _ramp(t, t_inject, t_full)
+        return State(needle=needle, injecting=t_inject <= t <= t_full, foam={"GSV": fill} if fill > 0 else {},
+                     spasm={"GSV": _ramp(t, t_full - 0.5, t_full + 2.0)})
+
+    return Scene(grid=grid, probe=probe, layers=layers, vessels=vessels, timeline=timeline, rng=rng)
+
+
 def _build_compression(rng: np.random.Generator, grid: ImagingGrid, probe: Probe) -> Scene:
     thrombosed_fv = bool(rng.random() < 0.5)
     layers, vessels = _thigh_transverse(rng, grid, probe, thrombosed_fv=thrombosed_fv,
@@ -336,6 +357,8 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     for s in (
         ScenarioSpec("gsv_injection", "thigh, transverse: in-plane needle into the great saphenous vein, foam fills "
                      "the lumen, vein spasm", 6.0, _build_gsv_injection),
+        ScenarioSpec("gsv_out_of_plane", "thigh, transverse: out-of-plane needle (a bright dot) walked down into "
+                     "the great saphenous vein, then foam", 6.0, _build_gsv_out_of_plane),
         ScenarioSpec("artery_near_miss", "calf, transverse: needle enters an artery beside the target vein, is "
                      "withdrawn and redirected into the vein (colour Doppler)", 6.0, _build_artery_near_miss),
         ScenarioSpec("compression_thrombosis", "thigh, transverse: probe compression test; one vein is thrombosed "

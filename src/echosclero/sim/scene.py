@@ -147,8 +147,10 @@ class Scene:
             v.foam_fill = st.foam.get(v.id, 0.0)
             v.invalidate()
 
-    def _apply_shadow(self, field: np.ndarray, atten_db: np.ndarray) -> None:
-        """Multiply echoes below attenuating objects by the two-way transmission, column by column."""
+    def _apply_shadow(self, refl: np.ndarray, spec: np.ndarray, atten_db: np.ndarray) -> None:
+        """Scale echoes below attenuating objects by the two-way transmission, column by column.
+
+        Applied to both source maps (field = scatterers x refl + spec is linear in them), in place."""
         cols = np.flatnonzero(atten_db.any(axis=0))
         if cols.size == 0:
             return
@@ -156,7 +158,8 @@ class Scene:
         r0 = int(np.flatnonzero(atten_db[:, c0:c1].any(axis=1))[0])
         cum = np.cumsum(atten_db[r0:, c0:c1], axis=0, dtype=np.float32)
         trans = cv2.exp(cum * np.float32(-2.0 * math.log(10) / 20))  # two-way, dB -> amplitude
-        field[r0:, c0:c1] *= trans[..., None]
+        refl[r0:, c0:c1] *= trans
+        spec[r0:, c0:c1] *= trans
 
     def _tissue_maps(self, p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         refl, spec, scat = self.layers.reflectivity, self.layers.specular, self._scatter
@@ -175,10 +178,10 @@ class Scene:
     def render(self, t: float) -> tuple[np.ndarray, dict]:
         """Render the frame at time ``t`` (s): returns (pixels, truth-frame dict)."""
         st, refl, spec, scat, atten, foam_regions = self._compose(t)
+        if atten is not None:
+            self._apply_shadow(refl, spec, atten)
         field = np.multiply(scat, refl[..., None], out=self._field)
         field[..., 0] += spec
-        if atten is not None:
-            self._apply_shadow(field, atten)
         env = self.renderer.envelope(field)
         img = log_compress(env, dynamic_range_db=self.dynamic_range_db, gain_db=self.gain_db)
         if self.color:
