@@ -419,7 +419,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"the inner 8 × 8 mm. Rayleigh (fully developed speckle): {s['rayleigh_snr']:.3f}. "
         "*Depth-normalised*: each row divided by its RMS first (an ideal TGC). *Depth trend*: mean echo power of the "
         "deepest 2 mm of the ROI relative to its shallowest 2 mm (strips centred 6 mm apart; statistical "
-        "noise about ±0.3 dB).",
+        "noise about ±0.4 dB).",
         "",
         "| | envelope SNR | depth-normalised SNR | depth trend | wall time per 512 × 512 frame | CPU time per frame |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

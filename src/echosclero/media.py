@@ -1,4 +1,4 @@
-"""Writing things a person looks at: MP4 cines and PNG contact sheets, with a millimetre scale."""
+"""Pictures a person looks at: PNG contact sheets and a millimetre scale bar (video: ``echosclero.render``)."""
 
 from __future__ import annotations
 
@@ -19,55 +19,6 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         return np.repeat(pixels[..., None], 3, axis=2)
     return np.ascontiguousarray(pixels[..., :3])
-
-
-class Mp4Writer:
-    """H.264 (yuv420p, plays in browsers) through the ffmpeg that ships inside ``imageio-ffmpeg``.
-
-    Frame size is fixed by the first frame and rounded up to even dimensions (a yuv420p requirement).
-    """
-
-    def __init__(self, path: str | Path, *, fps: float) -> None:
-        if not (0.5 <= fps <= 240):
-            raise InputError(f"video frame rate {fps} is outside 0.5..240 frames/s")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps = float(fps)
-        self._gen = None
-        self._size: tuple[int, int] | None = None
-        self.frames_written = 0
-
-    def write(self, rgb: np.ndarray) -> None:
-        rgb = to_rgb(rgb)
-        if self._gen is None:
-            import imageio_ffmpeg
-
-            h, w = rgb.shape[:2]
-            self._size = (w + (w % 2), h + (h % 2))
-            self._gen = imageio_ffmpeg.write_frames(
-                str(self.path), self._size, fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
-                output_params=["-pix_fmt", "yuv420p", "-crf", "20", "-preset", "veryfast"], macro_block_size=1,
-                ffmpeg_log_level="error",
-            )
-            self._gen.send(None)
-        w, h = self._size
-        if rgb.shape[:2] != (h, w):
-            pad = np.zeros((h, w, 3), np.uint8)
-            pad[: min(h, rgb.shape[0]), : min(w, rgb.shape[1])] = rgb[:h, :w]
-            rgb = pad
-        self._gen.send(np.ascontiguousarray(rgb).tobytes())
-        self.frames_written += 1
-
-    def close(self) -> None:
-        if self._gen is not None:
-            self._gen.close()
-            self._gen = None
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def draw_scale_bar(rgb: np.ndarray, *, mm_per_px_x: float, length_mm: float | None = None) -> np.ndarray:

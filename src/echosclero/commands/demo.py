@@ -9,11 +9,13 @@ HELP = """\
 Run a simulated ultrasound-guided foam sclerotherapy of the great saphenous vein (thigh, transverse view:
 in-plane needle, foam filling the lumen, vein spasm) and write what a person can look at:
 
-  OUT/gsv_injection.mp4                 the cine (H.264), with a millimetre scale
-  OUT/gsv_injection_contact_sheet.png   eight moments of it on one page
-  OUT/gsv_injection.dcm, OUT/truth.json the US DICOM cine and its ground truth
-
-Where the guidance engine is available its overlays (vessels, needle tip, foam, alerts) are drawn.
+  OUT/gsv_injection_guided.mp4                the cine (H.264) with the guidance engine's findings:
+                                              vessel contours (blue vein, red artery, yellow unknown),
+                                              needle tip, foam, alert banner, millimetre scale
+  OUT/gsv_injection_guided_contact_sheet.png  eight moments of it on one page
+  OUT/analysis.json                           the findings per frame (the `echosclero analyze` schema)
+  OUT/gsv_injection.dcm, OUT/truth.json       the US DICOM cine and its ground truth
+  OUT/gsv_injection.mp4, ..._contact_sheet.png  the same cine without overlays
 """
 
 
@@ -27,10 +29,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echosclero.commands.simulate import simulate_to_folder
+    import json
+    import sys
+
+    from tqdm import tqdm
+
+    from echosclero.commands.simulate import simulate_to_folder, write_preview
+    from echosclero.guidance import Engine
+    from echosclero.render import draw_overlay
+    from echosclero.sim import open_simulated_source
 
     paths = simulate_to_folder(args.scenario, args.out, seed=args.seed, preview=True, progress=True)
+    # The guidance engine sees only the pixels and the calibration, as it would from a scanner.
+    source = open_simulated_source(args.scenario, seed=args.seed)
+    engine = Engine()
+    frames, screens, results = [], [], []
+    for frame in tqdm(source.frames(), total=source.n_frames, desc="guidance", unit="frame",
+                      disable=not sys.stderr.isatty(), file=sys.stderr):
+        result = engine.process(frame.with_(meta={}))
+        frames.append(frame)
+        screens.append(frame.pixels)
+        results.append(result)
+    by_index = {f.index: r for f, r in zip(frames, results, strict=True)}
+    paths.update({f"guided {k}": v for k, v in write_preview(
+        args.out, args.scenario, screens, frames, source.frame_time_s, suffix="_guided",
+        annotate=lambda frame, _rgb: draw_overlay(frame, by_index[frame.index])).items()})
+    analysis = args.out / "analysis.json"
+    analysis.write_text(json.dumps({
+        "schema": "echosclero.analysis/1", "source": source.source_id,
+        "calibration": source.scene.calibration.to_json(),
+        "frames": [r.to_json() for r in results],
+    }, indent=1))
+    paths["analysis"] = analysis
     print("wrote:")
     for kind, path in paths.items():
-        print(f"  {kind:14s} {path}")
+        print(f"  {kind:22s} {path}")
     return 0

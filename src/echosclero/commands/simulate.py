@@ -126,20 +126,29 @@ def screen_with_regions(frame):
     return screen, regions
 
 
-def write_preview(out: Path, name: str, screens, frames, frame_time_s: float) -> dict[str, Path]:
+def write_preview(out: Path, name: str, screens, frames, frame_time_s: float, *, annotate=None,
+                  suffix: str = "") -> dict[str, Path]:
+    """MP4 of the screens and a contact sheet of eight of them. ``annotate(frame, screen_rgb) -> rgb`` may draw
+    over each screen (the demo draws the guidance engine's findings)."""
     import numpy as np
 
-    from echosclero.media import Mp4Writer, contact_sheet, draw_scale_bar, to_rgb, write_png
+    from echosclero.media import contact_sheet, draw_scale_bar, to_rgb, write_png
+    from echosclero.render import VideoWriter
 
-    mp4 = out / f"{name}.mp4"
-    with Mp4Writer(mp4, fps=1.0 / frame_time_s) as writer:
-        for screen, frame in zip(screens, frames, strict=True):
-            rgb = to_rgb(screen).copy()
-            draw_scale_bar(rgb[: frame.shape[0]], mm_per_px_x=frame.calibration.mm_per_px_x)
+    def picture(i: int) -> np.ndarray:
+        rgb = to_rgb(screens[i]).copy()
+        if annotate is not None:
+            return annotate(frames[i], rgb)
+        draw_scale_bar(rgb[: frames[i].shape[0]], mm_per_px_x=frames[i].calibration.mm_per_px_x)
+        return rgb
+
+    pictures = [picture(i) for i in range(len(frames))]
+    mp4 = out / f"{name}{suffix}.mp4"
+    with VideoWriter(mp4, 1.0 / frame_time_s) as writer:
+        for rgb in pictures:
             writer.write(rgb)
     picks = sorted({int(round(i)) for i in np.linspace(0, len(frames) - 1, 8)}) if frames else []
-    sheet = contact_sheet([draw_scale_bar(to_rgb(screens[i]).copy(), mm_per_px_x=frames[i].calibration.mm_per_px_x)
-                           for i in picks],
-                          [f"t = {frames[i].t_s:.2f} s" for i in picks], title=f"EchoSclero simulation: {name}")
-    png = write_png(out / f"{name}_contact_sheet.png", sheet)
+    sheet = contact_sheet([pictures[i] for i in picks], [f"t = {frames[i].t_s:.2f} s" for i in picks],
+                          title=f"EchoSclero: {name}")
+    png = write_png(out / f"{name}{suffix}_contact_sheet.png", sheet)
     return {"video": mp4, "contact_sheet": png}

@@ -76,15 +76,18 @@ def _thigh_transverse(rng, grid, probe, *, thrombosed_fv=False, gsv_thrombosed=F
     fv_x = rng.uniform(12, 22)
     fv_z = rng.uniform(max(fascia + 9, 24), 30)
     side = rng.choice([-1, 1])
+    fv = ph.Vessel("FV", "vein", "FV", True, (fv_x, fv_z), rng.uniform(4.0, 5.2), aspect=rng.uniform(1.2, 1.5),
+                   wall_mm=0.4, thrombosed=thrombosed_fv, shape=_shape(rng, 0.05),
+                   peak_velocity_cm_s=rng.uniform(10, 18))
+    fa_r = rng.uniform(2.9, 3.6)
+    # the artery lies beside the vein in the same sheath, walls a millimetre or two apart
+    fa_x = fv_x + side * (fv.a_mm * 1.06 + fa_r + 0.8 + 0.6 + rng.uniform(0.8, 2.0))
     vessels = [
         ph.Vessel("GSV", "vein", "GSV", False, gsv, gsv_r, aspect=rng.uniform(1.1, 1.4), wall_mm=0.35,
                   target=True, thrombosed=gsv_thrombosed, shape=_shape(rng), peak_velocity_cm_s=rng.uniform(8, 14)),
-        ph.Vessel("FV", "vein", "FV", True, (fv_x, fv_z), rng.uniform(4.0, 5.2), aspect=rng.uniform(1.2, 1.5),
-                  wall_mm=0.4, thrombosed=thrombosed_fv, shape=_shape(rng, 0.05),
-                  peak_velocity_cm_s=rng.uniform(10, 18)),
-        ph.Vessel("FA", "artery", "FA", True, (fv_x + side * rng.uniform(8.0, 9.5), fv_z - rng.uniform(1.5, 3.5)),
-                  rng.uniform(2.9, 3.6), aspect=1.0, wall_mm=0.8, shape=_shape(rng, 0.01),
-                  peak_velocity_cm_s=rng.uniform(70, 100)),
+        fv,
+        ph.Vessel("FA", "artery", "FA", True, (fa_x, fv_z - rng.uniform(1.5, 3.5)), fa_r, aspect=1.0, wall_mm=0.8,
+                  shape=_shape(rng, 0.01), peak_velocity_cm_s=rng.uniform(70, 100)),
     ]
     trib_x = gsv[0] + rng.choice([-1, 1]) * rng.uniform(7, 12)
     if 3 < trib_x < grid.width_mm - 3:
@@ -162,6 +165,7 @@ def _build_artery_near_miss(rng: np.random.Generator, grid: ImagingGrid, probe: 
     side = int(rng.choice([-1, 1]))
     art_r = rng.uniform(1.1, 1.5)
     # the artery lies beside the vein, on the side the needle comes from and slightly deeper
+    # the accompanying artery runs in contact with the vein (perforating veins travel with an artery)
     art = (vein[0] + side * (vein_r + art_r + rng.uniform(0.8, 1.6)), vein[1] + rng.uniform(0.5, 1.5))
     fascia = max(vein[1], art[1]) + vein_r + rng.uniform(2.0, 3.0)
     layers = ph.build_layers(grid, region="calf", view="transverse", rng=rng, skin_mm=rng.uniform(1.1, 1.6),

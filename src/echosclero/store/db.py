@@ -2,7 +2,9 @@
 
 SQLite settings: WAL journal, ``synchronous=FULL`` (an acknowledged commit survives a crash of the
 process and of the machine), foreign keys on, a 30 s busy timeout, and every transaction opened with
-``BEGIN IMMEDIATE`` so that concurrent writers queue on the lock instead of failing on upgrade.
+``BEGIN IMMEDIATE`` so that concurrent writers queue on the lock instead of failing on upgrade. A SQLite
+file is used through a single pooled connection: every request writes (at least its audit entry), so
+requests are serialised anyway, and queueing on the pool is much cheaper than SQLite's busy-wait backoff.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 30, "isolation_level": None}}
         if memory:
             kwargs["poolclass"] = StaticPool
+        else:  # one connection: writers queue on the pool (FIFO) instead of on SQLite's sleeping busy handler
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
         engine = create_engine(url, echo=echo, **kwargs)
 
         @event.listens_for(engine, "connect")

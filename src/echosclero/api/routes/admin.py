@@ -48,8 +48,9 @@ def set_rule(
     else:
         row.value, row.reason, row.updated_by = value, body.reason, ctx.user.id
     ctx.audit("update", "rule", code, old=old, new=value, default=rule.value, reason=body.reason)
+    out = next(r for r in _rules_out(ctx.rules()) if r.code == code)
     ctx.commit()
-    return next(r for r in _rules_out(ctx.rules()) if r.code == code)
+    return out
 
 
 @router.get("/audit", response_model=list[AuditOut], tags=["audit"])

@@ -46,8 +46,9 @@ def list_followups(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
         select(Followup).where(Followup.patient_id == patient_id).order_by(Followup.due_on, Followup.id)
     ).all()
     ctx.audit("read", "followups", patient_id=patient_id, count=len(rows))
+    out = [followup_out(ctx, f) for f in rows]
     ctx.commit()
-    return [followup_out(ctx, f) for f in rows]
+    return out
 
 
 def _session_of(ctx: Ctx, session_id: int | None, patient_id: int) -> None:
@@ -72,8 +73,9 @@ def add_followup(patient_id: PathId, body: FollowupIn, ctx: Need(P.FOLLOWUP_WRIT
     ctx.db.add(f)
     ctx.db.flush()
     ctx.audit("create", "followup", f.id, patient_id=patient_id)
+    out = followup_out(ctx, f)
     ctx.commit()
-    return followup_out(ctx, f)
+    return out
 
 
 @router.patch("/followups/{followup_id}", response_model=FollowupOut)
@@ -106,8 +108,9 @@ def update_followup(followup_id: PathId, body: FollowupPatch, ctx: Need(P.FOLLOW
         fields=sorted(changes),
         outcomes=len(body.outcomes),
     )
+    out = followup_out(ctx, f)
     ctx.commit()
-    return followup_out(ctx, f)
+    return out
 
 
 @router.get("/patients/{patient_id}/residual-veins", response_model=list[ResidualOut])

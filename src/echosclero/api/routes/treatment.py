@@ -180,8 +180,9 @@ def list_sessions(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
         select(Session).where(Session.patient_id == patient_id).order_by(Session.session_date, Session.id)
     ).all()
     ctx.audit("read", "sessions", patient_id=patient_id, count=len(rows))
+    out = [session_out(ctx, s) for s in rows]
     ctx.commit()
-    return [session_out(ctx, s) for s in rows]
+    return out
 
 
 @router.post("/patients/{patient_id}/sessions", response_model=SessionOut, status_code=201)
@@ -213,16 +214,18 @@ def create_session(patient_id: PathId, body: SessionIn, ctx: Need(P.SESSION_WRIT
     ctx.db.add(s)
     ctx.db.flush()
     ctx.audit("create", "session", s.id, patient_id=patient_id)
+    out = session_out(ctx, s)
     ctx.commit()
-    return session_out(ctx, s)
+    return out
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
 def read_session(session_id: PathId, ctx: Need(P.CLINICAL_READ)):
     s = get_or_404(ctx, Session, session_id, "session")
     ctx.audit("read", "session", s.id, patient_id=s.patient_id)
+    out = session_out(ctx, s)
     ctx.commit()
-    return session_out(ctx, s)
+    return out
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
@@ -259,8 +262,9 @@ def update_session(session_id: PathId, body: SessionPatch, ctx: Need(P.SESSION_N
                     )
                 )
     ctx.audit("update", "session", s.id, patient_id=s.patient_id, fields=sorted(changes))
+    out = session_out(ctx, s)
     ctx.commit()
-    return session_out(ctx, s)
+    return out
 
 
 # --- injections ---
