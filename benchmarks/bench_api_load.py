@@ -32,8 +32,16 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopq"
-MIX = [("get_patient", 30), ("get_session", 15), ("search", 10), ("followups", 10), ("instructions", 5),
-       ("post_injection", 15), ("post_patient", 10), ("post_appointment", 5)]
+MIX = [
+    ("get_patient", 30),
+    ("get_session", 15),
+    ("search", 10),
+    ("followups", 10),
+    ("instructions", 5),
+    ("post_injection", 15),
+    ("post_patient", 10),
+    ("post_appointment", 5),
+]
 
 
 def _port() -> int:
@@ -65,8 +73,16 @@ async def _seed(c: httpx.AsyncClient, n_patients: int) -> tuple[list[int], list[
     pids, sids = [], []
     today = date.today().isoformat()
     for i in range(n_patients):
-        r = await c.post("/api/patients", json={"family_name": f"Bench{i:04d}", "given_name": "P",
-                                                "birth_date": "1965-04-03", "sex": "female", "weight_kg": 75})
+        r = await c.post(
+            "/api/patients",
+            json={
+                "family_name": f"Bench{i:04d}",
+                "given_name": "P",
+                "birth_date": "1965-04-03",
+                "sex": "female",
+                "weight_kg": 75,
+            },
+        )
         pid = r.json()["id"]
         await c.post(f"/api/patients/{pid}/candidacy", json={"assessed_on": today, "present": []})
         s = await c.post(f"/api/patients/{pid}/sessions", json={"date": today, "limb": "left"})
@@ -88,12 +104,28 @@ async def _one(c, kind, pids, sids, rng):
     if kind == "instructions":
         return await c.get(f"/api/patients/{pid}/instructions", params={"regimen": "spider"})
     if kind == "post_injection":  # small doses: 0.1 mL of 0.5% liquid into spider veins (0.5 mg)
-        return await c.post(f"/api/sessions/{sid}/injections", json={
-            "segment": "TEL", "agent": "polidocanol", "concentration_pct": 0.5, "volume_ml": 0.1, "form": "liquid",
-            "ultrasound_confirmed": True})
+        return await c.post(
+            f"/api/sessions/{sid}/injections",
+            json={
+                "segment": "TEL",
+                "agent": "polidocanol",
+                "concentration_pct": 0.5,
+                "volume_ml": 0.1,
+                "form": "liquid",
+                "ultrasound_confirmed": True,
+            },
+        )
     if kind == "post_patient":
-        return await c.post("/api/patients", json={"family_name": f"New{rng.randrange(10**6)}", "given_name": "Q",
-                                                   "birth_date": "1980-01-01", "sex": "male", "weight_kg": 82})
+        return await c.post(
+            "/api/patients",
+            json={
+                "family_name": f"New{rng.randrange(10**6)}",
+                "given_name": "Q",
+                "birth_date": "1980-01-01",
+                "sex": "male",
+                "weight_kg": 82,
+            },
+        )
     start = (datetime.now(UTC) + timedelta(days=rng.randrange(3, 60), minutes=rng.randrange(600))).isoformat()
     return await c.post("/api/appointments", json={"patient_id": pid, "kind": "followup", "start": start})
 
@@ -102,8 +134,9 @@ async def _load(base: str, token: str, rate: float, duration: float, seed: int) 
     rng = random.Random(seed)
     kinds = [k for k, w in MIX for _ in range(w)]
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                                 limits=limits) as c:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits
+    ) as c:
         pids, sids = await _seed(c, 200)
         lat: dict[str, list[float]] = {k: [] for k, _ in MIX}
         codes: dict[str, int] = {}
@@ -138,9 +171,15 @@ async def _load(base: str, token: str, rate: float, duration: float, seed: int) 
         return round(1000 * xs[min(len(xs) - 1, int(q * len(xs)))], 1) if xs else None
 
     return {
-        "requests": len(every), "wall_s": round(wall, 1), "achieved_rps": round(len(every) / wall, 1),
-        "p50_ms": pct(every, 0.50), "p95_ms": pct(every, 0.95), "p99_ms": pct(every, 0.99),
-        "max_ms": round(1000 * every[-1], 1), "errors": errors, "status_codes": codes,
+        "requests": len(every),
+        "wall_s": round(wall, 1),
+        "achieved_rps": round(len(every) / wall, 1),
+        "p50_ms": pct(every, 0.50),
+        "p95_ms": pct(every, 0.95),
+        "p99_ms": pct(every, 0.99),
+        "max_ms": round(1000 * every[-1], 1),
+        "errors": errors,
+        "status_codes": codes,
         "per_kind_p99_ms": {k: pct(sorted(v), 0.99) for k, v in lat.items()},
     }
 
@@ -149,8 +188,12 @@ def run_backend(name: str, url: str, rate: float, duration: float) -> dict:
     token = _seed_users(url)
     port = _port()
     env = os.environ | {"ECHOSCLERO_DATABASE_URL": url, "ECHOSCLERO_SECRET_KEY": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "echosclero", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "echosclero", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -187,9 +230,9 @@ def main(argv=None) -> int:
     pg = os.environ.get("ECHOSCLERO_TEST_POSTGRES_URL")
     if args.backend in ("postgres", "all"):
         if pg:
-            from echosclero.store.testing import postgres_database, reset_postgres
             from echosclero.store.db import make_engine
             from echosclero.store.migrate import upgrade
+            from echosclero.store.testing import postgres_database, reset_postgres
 
             url = postgres_database(pg, "bench")
             e = make_engine(url)
@@ -202,8 +245,18 @@ def main(argv=None) -> int:
             print("bench_api_load: ECHOSCLERO_TEST_POSTGRES_URL not set; PostgreSQL skipped", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"schema": "echosclero.bench.api_load/1", "cpu_count": os.cpu_count(),
-                               "python": sys.version.split()[0], "runs": runs}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "schema": "echosclero.bench.api_load/1",
+                "cpu_count": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return 0
 
 

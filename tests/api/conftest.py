@@ -102,6 +102,7 @@ def client(app, users):
 def auth(users):
     def headers(role: str) -> dict:
         return {"Authorization": "Bearer " + create_token(user_id=users[role], role=role, secret=SECRET, minutes=5)}
+
     return headers
 
 
@@ -117,21 +118,33 @@ class Factory:
         return r.json()
 
     def patient(self, **kw):
-        body = {"family_name": "Doe", "given_name": "Jane", "birth_date": "1970-05-01", "sex": "female",
-                "weight_kg": 70} | kw
+        body = {
+            "family_name": "Doe",
+            "given_name": "Jane",
+            "birth_date": "1970-05-01",
+            "sex": "female",
+            "weight_kg": 70,
+        } | kw
         return self.post("/api/patients", body)
 
     def candidacy(self, pid, present=(), **kw):
-        return self.post(f"/api/patients/{pid}/candidacy",
-                         {"assessed_on": date.today().isoformat(), "present": list(present)} | kw)
+        return self.post(
+            f"/api/patients/{pid}/candidacy", {"assessed_on": date.today().isoformat(), "present": list(present)} | kw
+        )
 
     def session(self, pid, *, limb="left", on: date | None = None, **kw):
-        return self.post(f"/api/patients/{pid}/sessions",
-                         {"date": (on or date.today()).isoformat(), "limb": limb} | kw)
+        return self.post(f"/api/patients/{pid}/sessions", {"date": (on or date.today()).isoformat(), "limb": limb} | kw)
 
     def injection(self, sid, status=201, **kw):
-        body = {"segment": "GSV", "agent": "polidocanol", "concentration_pct": 1.0, "volume_ml": 2.0,
-                "form": "foam", "liquid_gas_ratio": "1:4", "ultrasound_confirmed": True} | kw
+        body = {
+            "segment": "GSV",
+            "agent": "polidocanol",
+            "concentration_pct": 1.0,
+            "volume_ml": 2.0,
+            "form": "foam",
+            "liquid_gas_ratio": "1:4",
+            "ultrasound_confirmed": True,
+        } | kw
         return self.post(f"/api/sessions/{sid}/injections", body, status)
 
     def ready_patient(self, **kw):

@@ -21,17 +21,21 @@ def test_token_flow_and_failed_logins(client, users):
 
 
 def test_login_rate_limit(client, users):
-    codes = [client.post("/api/token", data={"username": "admin", "password": "nope"}).status_code
-             for _ in range(12)]
+    codes = [client.post("/api/token", data={"username": "admin", "password": "nope"}).status_code for _ in range(12)]
     assert codes[:10] == [401] * 10 and codes[-1] == 429
 
 
 def test_admin_manages_users(client, auth):
-    r = client.post("/api/users", headers=auth("admin"),
-                    json={"username": "carol", "password": "a long enough pw", "role": "sonographer"})
+    r = client.post(
+        "/api/users",
+        headers=auth("admin"),
+        json={"username": "carol", "password": "a long enough pw", "role": "sonographer"},
+    )
     assert r.status_code == 201
     assert client.post("/api/token", data={"username": "carol", "password": "a long enough pw"}).status_code == 200
-    assert client.patch(f"/api/users/{r.json()['id']}", headers=auth("admin"), json={"active": False}).status_code == 200
+    assert (
+        client.patch(f"/api/users/{r.json()['id']}", headers=auth("admin"), json={"active": False}).status_code == 200
+    )
     assert client.post("/api/token", data={"username": "carol", "password": "a long enough pw"}).status_code == 401
     r = client.post("/api/users", headers=auth("admin"), json={"username": "dave", "password": "short", "role": "x"})
     assert r.status_code == 422 and "password" in r.json()["message"] and "role" in r.json()["message"]
@@ -40,27 +44,36 @@ def test_admin_manages_users(client, auth):
 def test_booking_notice_rule_and_reminders(client, make, auth):
     p = make.patient()
     h = auth("front_desk")
-    far = client.post("/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "sclerotherapy",
-                                                            "start": iso(24 * 7)}).json()
-    near = client.post("/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "duplex",
-                                                             "start": iso(24)}).json()
-    assert client.post("/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "duplex",
-                                                            "start": iso(-1)}).status_code == 422
+    far = client.post(
+        "/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "sclerotherapy", "start": iso(24 * 7)}
+    ).json()
+    near = client.post(
+        "/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "duplex", "start": iso(24)}
+    ).json()
+    assert (
+        client.post(
+            "/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "duplex", "start": iso(-1)}
+        ).status_code
+        == 422
+    )
     r = client.patch(f"/api/appointments/{far['id']}", headers=h, json={"start": iso(24 * 8)})
     assert r.status_code == 200
     r = client.patch(f"/api/appointments/{near['id']}", headers=h, json={"start": iso(30)})
     assert r.status_code == 422 and "APPOINTMENT_NOTICE_HOURS" in r.json()["message"]
     r = client.post(f"/api/appointments/{near['id']}/cancel", headers=h, json={"reason": "patient ill"})
     assert r.status_code == 422 and "48 h notice" in r.json()["message"]
-    r = client.post(f"/api/appointments/{near['id']}/cancel", headers=h,
-                    json={"reason": "patient ill", "override_reason": "Admitted to hospital, letter seen"})
+    r = client.post(
+        f"/api/appointments/{near['id']}/cancel",
+        headers=h,
+        json={"reason": "patient ill", "override_reason": "Admitted to hospital, letter seen"},
+    )
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert client.post(f"/api/appointments/{near['id']}/cancel", headers=h,
-                       json={"reason": "again"}).status_code == 422
+    assert client.post(f"/api/appointments/{near['id']}/cancel", headers=h, json={"reason": "again"}).status_code == 422
     due = client.get("/api/appointments/reminders/due", headers=h).json()
     assert due == []  # the near one is cancelled; the far one is outside 48 h
-    soon = client.post("/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "followup",
-                                                             "start": iso(20)}).json()
+    soon = client.post(
+        "/api/appointments", headers=h, json={"patient_id": p["id"], "kind": "followup", "start": iso(20)}
+    ).json()
     assert [a["id"] for a in client.get("/api/appointments/reminders/due", headers=h).json()] == [soon["id"]]
     client.post(f"/api/appointments/{soon['id']}/reminder-sent", headers=h)
     assert client.get("/api/appointments/reminders/due", headers=h).json() == []
@@ -69,8 +82,12 @@ def test_booking_notice_rule_and_reminders(client, make, auth):
 
 
 def test_public_form_validated_rate_limited_and_queued(client, auth):
-    ok = {"name": "Pat Public", "email": "pat@example.org", "preferred_times": "Tuesday mornings",
-          "reason": "visible veins on the calf"}
+    ok = {
+        "name": "Pat Public",
+        "email": "pat@example.org",
+        "preferred_times": "Tuesday mornings",
+        "reason": "visible veins on the calf",
+    }
     r = client.post("/api/public/appointment-requests", json=ok)
     assert r.status_code == 202 and r.json()["received"]
     r = client.post("/api/public/appointment-requests", json={"name": "No Contact"})
@@ -82,14 +99,27 @@ def test_public_form_validated_rate_limited_and_queued(client, auth):
     assert client.get("/api/appointment-requests", headers=auth("nurse")).status_code == 403
     codes = [client.post("/api/public/appointment-requests", json=ok).status_code for _ in range(5)]
     assert codes[-1] == 429  # 5 per hour per address
-    p_id = client.post("/api/patients", headers=auth("front_desk"), json={
-        "family_name": "Public", "given_name": "Pat", "birth_date": "1980-01-01", "sex": "other",
-        "weight_kg": 80}).json()["id"]
-    a = client.post("/api/appointments", headers=auth("front_desk"), json={
-        "patient_id": p_id, "kind": "consultation", "start": iso(72), "request_id": q[0]["id"]})
+    p_id = client.post(
+        "/api/patients",
+        headers=auth("front_desk"),
+        json={
+            "family_name": "Public",
+            "given_name": "Pat",
+            "birth_date": "1980-01-01",
+            "sex": "other",
+            "weight_kg": 80,
+        },
+    ).json()["id"]
+    a = client.post(
+        "/api/appointments",
+        headers=auth("front_desk"),
+        json={"patient_id": p_id, "kind": "consultation", "start": iso(72), "request_id": q[0]["id"]},
+    )
     assert a.status_code == 201
-    assert client.get("/api/appointment-requests?status=booked", headers=auth("front_desk")).json()[0][
-        "appointment_id"] == a.json()["id"]
+    assert (
+        client.get("/api/appointment-requests?status=booked", headers=auth("front_desk")).json()[0]["appointment_id"]
+        == a.json()["id"]
+    )
 
 
 def test_rules_listing_and_editing(client, auth):
@@ -97,21 +127,36 @@ def test_rules_listing_and_editing(client, auth):
     by = {r["code"]: r for r in rules}
     assert by["POLIDOCANOL_DAILY_MG_PER_KG"]["value"] == 2.0 and by["POLIDOCANOL_DAILY_MG_PER_KG"]["mark"] == "label"
     assert all(r["source"] for r in rules)
-    assert client.put("/api/rules/FOAM_SESSION_MAX_ML", headers=auth("nurse"),
-                      json={"value": 8, "reason": "clinic prefers less"}).status_code == 403
-    r = client.put("/api/rules/FOAM_SESSION_MAX_ML", headers=auth("physician"), json={"value": -1,
-                                                                                     "reason": "a reason here"})
+    assert (
+        client.put(
+            "/api/rules/FOAM_SESSION_MAX_ML", headers=auth("nurse"), json={"value": 8, "reason": "clinic prefers less"}
+        ).status_code
+        == 403
+    )
+    r = client.put(
+        "/api/rules/FOAM_SESSION_MAX_ML", headers=auth("physician"), json={"value": -1, "reason": "a reason here"}
+    )
     assert r.status_code == 422
-    r = client.put("/api/rules/FOAM_SESSION_MAX_ML", headers=auth("physician"),
-                   json={"value": 8, "reason": "clinic prefers 8 mL per session"})
+    r = client.put(
+        "/api/rules/FOAM_SESSION_MAX_ML",
+        headers=auth("physician"),
+        json={"value": 8, "reason": "clinic prefers 8 mL per session"},
+    )
     assert r.json()["value"] == 8 and r.json()["default"] == 10
-    assert client.put("/api/rules/NOPE", headers=auth("physician"),
-                      json={"value": 8, "reason": "clinic prefers"}).status_code == 404
+    assert (
+        client.put(
+            "/api/rules/NOPE", headers=auth("physician"), json={"value": 8, "reason": "clinic prefers"}
+        ).status_code
+        == 404
+    )
 
 
 def test_templates_editable_and_checked(client, make, auth):
-    r = client.put("/api/instruction-templates/aftercare", headers=auth("nurse"),
-                   json={"body": "Dear {{ patient.given_name }}, wear stockings {{ regimen.stocking_days }} days."})
+    r = client.put(
+        "/api/instruction-templates/aftercare",
+        headers=auth("nurse"),
+        json={"body": "Dear {{ patient.given_name }}, wear stockings {{ regimen.stocking_days }} days."},
+    )
     assert r.status_code == 200
     p = make.patient()
     t = client.get(f"/api/patients/{p['id']}/instructions?regimen=spider", headers=auth("nurse")).json()

@@ -20,8 +20,9 @@ SAMPLE = {"key": "aftercare", "code": "FOAM_SESSION_MAX_ML"}
 
 
 def _routes():
-    app = create_app(Settings(database_url="sqlite://", secret_key="x" * 40), engine=make_engine("sqlite://"),
-                     migrate=False)
+    app = create_app(
+        Settings(database_url="sqlite://", secret_key="x" * 40), engine=make_engine("sqlite://"), migrate=False
+    )
     out = []
     for r in _walk(app.routes):
         perms = [getattr(d.call, "permission", "absent") for d in r.dependant.dependencies]
@@ -53,8 +54,7 @@ def test_every_route_declares_a_permission():
     assert not missing, f"routes without a permission dependency: {missing}"
 
 
-@pytest.mark.parametrize("method,path,perm", [r for r in ROUTES if (r[0], r[1]) not in PUBLIC],
-                         ids=lambda x: str(x))
+@pytest.mark.parametrize("method,path,perm", [r for r in ROUTES if (r[0], r[1]) not in PUBLIC], ids=lambda x: str(x))
 def test_no_token_is_401(client, method, path, perm):
     r = client.request(method, _url(path, 1), json={})
     assert r.status_code == 401
@@ -87,13 +87,15 @@ def test_role_matrix(client, make, auth, role):
 def test_disabled_user_and_other_key_are_refused(client, users):
     from echosclero.api.security import create_token
 
-    retired = create_token(user_id=users["retired"], role="physician", secret="test-secret-key-0123456789-"
-                           "abcdefghijklmnop", minutes=5)
+    retired = create_token(
+        user_id=users["retired"], role="physician", secret="test-secret-key-0123456789-abcdefghijklmnop", minutes=5
+    )
     assert client.get("/api/patients", headers={"Authorization": f"Bearer {retired}"}).status_code == 401
     other = create_token(user_id=users["physician"], role="physician", secret="y" * 40, minutes=5)
     assert client.get("/api/patients", headers={"Authorization": f"Bearer {other}"}).status_code == 401
-    expired = create_token(user_id=users["physician"], role="physician", secret="test-secret-key-0123456789-"
-                           "abcdefghijklmnop", minutes=-1)
+    expired = create_token(
+        user_id=users["physician"], role="physician", secret="test-secret-key-0123456789-abcdefghijklmnop", minutes=-1
+    )
     assert client.get("/api/patients", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
 
 
@@ -101,8 +103,9 @@ def test_role_in_token_is_not_trusted(client, users):
     """A token claiming 'physician' for a nurse gives a nurse's rights (the role is read from the database)."""
     from echosclero.api.security import create_token
 
-    t = create_token(user_id=users["nurse"], role="physician", secret="test-secret-key-0123456789-"
-                     "abcdefghijklmnop", minutes=5)
+    t = create_token(
+        user_id=users["nurse"], role="physician", secret="test-secret-key-0123456789-abcdefghijklmnop", minutes=5
+    )
     assert client.get("/api/audit", headers={"Authorization": f"Bearer {t}"}).status_code == 403
 
 

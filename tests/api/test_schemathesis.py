@@ -25,8 +25,11 @@ MAX_EXAMPLES = int(os.environ.get("ECHOSCLERO_FUZZ_EXAMPLES", "10"))
 SECRET = "fuzz-secret-key-0123456789-abcdefghijklmnop"
 _DIR = Path(tempfile.mkdtemp(prefix="echosclero-fuzz-"))
 ENGINE = make_engine(f"sqlite:///{_DIR / 'fuzz.db'}")
-APP = create_app(Settings(database_url=str(ENGINE.url), secret_key=SECRET, public_requests_per_hour=1000),
-                 engine=ENGINE, migrate=False)
+APP = create_app(
+    Settings(database_url=str(ENGINE.url), secret_key=SECRET, public_requests_per_hour=1000),
+    engine=ENGINE,
+    migrate=False,
+)
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
 HEADERS: dict[str, dict] = {}
 
@@ -40,20 +43,33 @@ def seeded():
             u = User(username=role, role=role, password_hash=hash_password("x" * 12), active=True)
             db.add(u)
             db.flush()
-            HEADERS[role] = {"Authorization": "Bearer " + create_token(user_id=u.id, role=role, secret=SECRET,
-                                                                       minutes=60)}
+            HEADERS[role] = {
+                "Authorization": "Bearer " + create_token(user_id=u.id, role=role, secret=SECRET, minutes=60)
+            }
         db.commit()
     with TestClient(APP) as c:
         h = HEADERS["physician"]
-        pid = c.post("/api/patients", headers=h, json={"family_name": "Fuzz", "given_name": "Z",
-                                                       "birth_date": "1970-01-01", "sex": "male",
-                                                       "weight_kg": 80}).json()["id"]
+        pid = c.post(
+            "/api/patients",
+            headers=h,
+            json={"family_name": "Fuzz", "given_name": "Z", "birth_date": "1970-01-01", "sex": "male", "weight_kg": 80},
+        ).json()["id"]
         c.post(f"/api/patients/{pid}/candidacy", headers=h, json={"assessed_on": "2024-01-01", "present": []})
-        sid = c.post(f"/api/patients/{pid}/sessions", headers=h,
-                     json={"date": "2024-01-02", "limb": "left"}).json()["id"]
-        c.post(f"/api/sessions/{sid}/injections", headers=h, json={
-            "segment": "GSV", "agent": "polidocanol", "concentration_pct": 1, "volume_ml": 1, "form": "foam",
-            "liquid_gas_ratio": "1:4"})
+        sid = c.post(f"/api/patients/{pid}/sessions", headers=h, json={"date": "2024-01-02", "limb": "left"}).json()[
+            "id"
+        ]
+        c.post(
+            f"/api/sessions/{sid}/injections",
+            headers=h,
+            json={
+                "segment": "GSV",
+                "agent": "polidocanol",
+                "concentration_pct": 1,
+                "volume_ml": 1,
+                "form": "foam",
+                "liquid_gas_ratio": "1:4",
+            },
+        )
     yield
     ENGINE.dispose()
 
@@ -72,4 +88,5 @@ def test_no_server_error(case):
     response = case.call(headers=HEADERS[_role(case.path)])
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}\n"
-        f"body={case.body!r} query={case.query!r}")
+        f"body={case.body!r} query={case.query!r}"
+    )

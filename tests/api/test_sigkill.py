@@ -47,10 +47,17 @@ def test_acknowledged_writes_survive_sigkill(tmp_path, backend):
         db.commit()
         token = create_token(user_id=u.id, role="physician", secret=SECRET, minutes=10)
     port = _free_port()
-    env = os.environ | {"ECHOSCLERO_DATABASE_URL": url, "ECHOSCLERO_SECRET_KEY": SECRET,
-                        "ECHOSCLERO_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "echosclero", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = os.environ | {
+        "ECHOSCLERO_DATABASE_URL": url,
+        "ECHOSCLERO_SECRET_KEY": SECRET,
+        "ECHOSCLERO_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "echosclero", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -73,9 +80,16 @@ def test_acknowledged_writes_survive_sigkill(tmp_path, backend):
                 while not stop.is_set() and i < 2000:
                     name = f"Kill{n}x{i}"
                     try:
-                        r = c.post("/api/patients", json={"family_name": name, "given_name": "T",
-                                                          "birth_date": "1970-01-01", "sex": "female",
-                                                          "weight_kg": 60})
+                        r = c.post(
+                            "/api/patients",
+                            json={
+                                "family_name": name,
+                                "given_name": "T",
+                                "birth_date": "1970-01-01",
+                                "sex": "female",
+                                "weight_kg": 60,
+                            },
+                        )
                     except httpx.HTTPError:
                         return
                     if r.status_code == 201:

@@ -11,8 +11,18 @@ RB = RuleBook()
 
 def test_checklist_covers_the_guideline_items_with_sources():
     codes = {c.code for c in CONTRAINDICATIONS}
-    for needed in ("sclerosant_allergy", "acute_dvt_pe", "local_infection", "immobile", "critical_limb_ischaemia",
-                   "symptomatic_pfo", "severe_systemic_illness", "thrombophilia", "migraine", "pregnancy"):
+    for needed in (
+        "sclerosant_allergy",
+        "acute_dvt_pe",
+        "local_infection",
+        "immobile",
+        "critical_limb_ischaemia",
+        "symptomatic_pfo",
+        "severe_systemic_illness",
+        "thrombophilia",
+        "migraine",
+        "pregnancy",
+    ):
         assert needed in codes
     assert all(c.source.startswith("[") for c in CONTRAINDICATIONS)
 

@@ -10,7 +10,8 @@ from echosclero.clinic.followup import FollowupKind, OutcomeRecord, SegmentOutco
 from echosclero.clinic.patient import age_years, check_birth_date, check_ceap, check_vcss, check_weight_kg
 from echosclero.clinic.roles import PERMISSIONS, Permission, Role, can
 from echosclero.clinic.rules import RuleBook
-from echosclero.clinic.sessions import TestInjection as TI, check_observation, check_session_times, check_test_injection
+from echosclero.clinic.sessions import TestInjection as TI
+from echosclero.clinic.sessions import check_observation, check_session_times, check_test_injection
 from echosclero.errors import InputError
 
 RB = RuleBook()
@@ -57,22 +58,29 @@ def test_followup_schedule_from_rules():
 
 
 def test_residual_segments_latest_outcome_wins():
-    recs = [OutcomeRecord("left", "GSV", SegmentOutcome.OCCLUDED, D),
-            OutcomeRecord("left", "GSV", SegmentOutcome.RECANALISED, D + timedelta(days=300)),
-            OutcomeRecord("left", "SSV", SegmentOutcome.PARTIALLY_OCCLUDED, D),
-            OutcomeRecord("left", "SSV", SegmentOutcome.OCCLUDED, D + timedelta(days=30)),
-            OutcomeRecord("right", "GSV", SegmentOutcome.PARTIALLY_OCCLUDED, D)]
+    recs = [
+        OutcomeRecord("left", "GSV", SegmentOutcome.OCCLUDED, D),
+        OutcomeRecord("left", "GSV", SegmentOutcome.RECANALISED, D + timedelta(days=300)),
+        OutcomeRecord("left", "SSV", SegmentOutcome.PARTIALLY_OCCLUDED, D),
+        OutcomeRecord("left", "SSV", SegmentOutcome.OCCLUDED, D + timedelta(days=30)),
+        OutcomeRecord("right", "GSV", SegmentOutcome.PARTIALLY_OCCLUDED, D),
+    ]
     res = residual_segments(recs)
     assert [(r.limb, r.segment, r.outcome) for r in res] == [
-        ("left", "GSV", SegmentOutcome.RECANALISED), ("right", "GSV", SegmentOutcome.PARTIALLY_OCCLUDED)]
+        ("left", "GSV", SegmentOutcome.RECANALISED),
+        ("right", "GSV", SegmentOutcome.PARTIALLY_OCCLUDED),
+    ]
 
 
 @pytest.mark.parametrize("code", list(aftercare.REGIMENS))
 @pytest.mark.parametrize("key", list(aftercare.DEFAULT_TEMPLATES))
 def test_every_template_renders_every_regimen(code, key):
-    text = aftercare.render(aftercare.DEFAULT_TEMPLATES[key], patient={"given_name": "Ann", "family_name": "Lee",
-                                                                       "age_years": 40},
-                            regimen=aftercare.REGIMENS[code], clinic={"name": "Vein Clinic", "phone": "123"})
+    text = aftercare.render(
+        aftercare.DEFAULT_TEMPLATES[key],
+        patient={"given_name": "Ann", "family_name": "Lee", "age_years": 40},
+        regimen=aftercare.REGIMENS[code],
+        clinic={"name": "Vein Clinic", "phone": "123"},
+    )
     assert "Ann Lee" in text and "Vein Clinic" in text
     if key == "aftercare":
         for words in ("Walk", "sun", "travel", "lumps", "chest pain", "visual"):
@@ -81,8 +89,12 @@ def test_every_template_renders_every_regimen(code, key):
 
 def test_regimens_have_sources_and_bandage_regimen_prints_days():
     assert all(r.source for r in aftercare.REGIMENS.values())
-    text = aftercare.render(aftercare.DEFAULT_TEMPLATES["aftercare"], patient={"given_name": "A", "family_name": "B"},
-                            regimen=aftercare.REGIMENS["bandage_then_stocking"], clinic={"name": "C", "phone": "1"})
+    text = aftercare.render(
+        aftercare.DEFAULT_TEMPLATES["aftercare"],
+        patient={"given_name": "A", "family_name": "B"},
+        regimen=aftercare.REGIMENS["bandage_then_stocking"],
+        clinic={"name": "C", "phone": "1"},
+    )
     assert "bandage on day and night for 5 days" in text
 
 
@@ -107,9 +119,17 @@ def test_reminders():
     assert not reminder_due(now - timedelta(hours=1), now=now, sent=False, rules=RB)
 
 
-@pytest.mark.parametrize("email,phone,ok", [("a@b.org", None, True), (None, "+44 20 7946 0000", True),
-                                            (None, None, False), ("not-an-email", None, False),
-                                            (None, "12", False), (None, "call me maybe", False)])
+@pytest.mark.parametrize(
+    "email,phone,ok",
+    [
+        ("a@b.org", None, True),
+        (None, "+44 20 7946 0000", True),
+        (None, None, False),
+        ("not-an-email", None, False),
+        (None, "12", False),
+        (None, "call me maybe", False),
+    ],
+)
 def test_contact(email, phone, ok):
     if ok:
         check_contact(email, phone)
@@ -128,8 +148,20 @@ def test_patient_checks():
     assert age_years(date(1970, 3, 11), on=D) == 53 and age_years(date(1970, 3, 10), on=D) == 54
 
 
-@pytest.mark.parametrize("ceap,ok", [("C2", True), ("C2,4aS", True), ("C4bS Ep As,p Pr", True), ("C6r", True),
-                                     ("C2r", True), ("C7", False), ("2", False), ("C4d", False), ("", False)])
+@pytest.mark.parametrize(
+    "ceap,ok",
+    [
+        ("C2", True),
+        ("C2,4aS", True),
+        ("C4bS Ep As,p Pr", True),
+        ("C6r", True),
+        ("C2r", True),
+        ("C7", False),
+        ("2", False),
+        ("C4d", False),
+        ("", False),
+    ],
+)
 def test_ceap_text(ceap, ok):
     if ok:
         assert check_ceap(ceap) == ceap

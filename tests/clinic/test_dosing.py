@@ -67,8 +67,16 @@ def test_ratio_tolerates_spaces():
     assert parse_ratio(" 1 : 4 ") == (1, 4)
 
 
-@pytest.mark.parametrize("kw", [dict(concentration_pct=0), dict(volume_ml=-1), dict(volume_ml=math.nan),
-                                dict(concentration_pct=math.inf), dict(volume_ml=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(concentration_pct=0),
+        dict(volume_ml=-1),
+        dict(volume_ml=math.nan),
+        dict(concentration_pct=math.inf),
+        dict(volume_ml=True),
+    ],
+)
 def test_dose_refuses_non_positive_or_non_finite(kw):
     base = dict(segment="GSV", agent=POL, form=Form.LIQUID, concentration_pct=1.0, volume_ml=1.0)
     with pytest.raises(InputError):
@@ -118,13 +126,13 @@ def test_sts_foam_counts_towards_session_foam_limit():
     assert "FOAM_SESSION_MAX_ML" in refused(check_injection(foam(agent=STS, ml=3.0), ctx, rules=RB))
 
 
-@pytest.mark.parametrize("seg,cap", [("CPV", 2.0), ("TPV", 2.0), ("SSV", 4.0), ("AASV", 4.0), ("GSV", 6.0),
-                                     ("GSVb", 6.0)])
+@pytest.mark.parametrize(
+    "seg,cap", [("CPV", 2.0), ("TPV", 2.0), ("SSV", 4.0), ("AASV", 4.0), ("GSV", 6.0), ("GSVb", 6.0)]
+)
 def test_foam_per_puncture(seg, cap):
     ctx = DoseContext(weight_kg=100)
     assert not refused(check_injection(foam(seg, ml=cap), ctx, rules=RB)) - {"FOAM_SESSION_MAX_ML"}
-    assert any(c.startswith("FOAM_PUNCTURE") for c in refused(check_injection(foam(seg, ml=cap + 0.5), ctx,
-                                                                                 rules=RB)))
+    assert any(c.startswith("FOAM_PUNCTURE") for c in refused(check_injection(foam(seg, ml=cap + 0.5), ctx, rules=RB)))
 
 
 def test_no_per_puncture_cap_for_tributaries():
@@ -138,8 +146,11 @@ def test_sts_liquid_per_injection_and_session():
     assert "STS_INJECTION_PREFERRED_MAX_ML" in codes(check_injection(d, ctx, rules=RB))
     assert not refused(check_injection(d, ctx, rules=RB))
     assert "STS_INJECTION_MAX_ML" in refused(check_injection(liquid(agent=STS, pct=0.5, ml=2.5), ctx, rules=RB))
-    ctx = DoseContext(weight_kg=70, given_today=[liquid(agent=STS, pct=0.5, ml=2.0)] * 5,
-                      given_this_session=[liquid(agent=STS, pct=0.5, ml=2.0)] * 5)
+    ctx = DoseContext(
+        weight_kg=70,
+        given_today=[liquid(agent=STS, pct=0.5, ml=2.0)] * 5,
+        given_this_session=[liquid(agent=STS, pct=0.5, ml=2.0)] * 5,
+    )
     assert "STS_SESSION_MAX_ML" in refused(check_injection(liquid(agent=STS, pct=0.5, ml=0.5), ctx, rules=RB))
 
 
@@ -153,13 +164,22 @@ def test_concentration_ceiling_and_deep_vein_refuse():
     assert "DEEP_VEIN_TARGET" in refused(check_concentration("FV", POL, "foam", 1.0, rules=RB))
 
 
-@pytest.mark.parametrize("seg,agent,form,pct,ok", [
-    ("TEL", POL, Form.LIQUID, 0.5, True), ("TEL", POL, Form.LIQUID, 1.0, False),
-    ("RETICULAR", POL, Form.LIQUID, 0.75, True), ("RETICULAR", POL, Form.FOAM, 1.0, False),
-    ("TRIB_CALF", POL, Form.LIQUID, 1.5, True), ("TRIB_CALF", STS, Form.LIQUID, 1.5, False),
-    ("GSV", POL, Form.FOAM, 1.0, True), ("GSV", POL, Form.FOAM, 3.0, True), ("GSV", POL, Form.LIQUID, 1.0, False),
-    ("CPV", STS, Form.FOAM, 1.0, True), ("TEL", STS, Form.FOAM, 0.1, False),
-])
+@pytest.mark.parametrize(
+    "seg,agent,form,pct,ok",
+    [
+        ("TEL", POL, Form.LIQUID, 0.5, True),
+        ("TEL", POL, Form.LIQUID, 1.0, False),
+        ("RETICULAR", POL, Form.LIQUID, 0.75, True),
+        ("RETICULAR", POL, Form.FOAM, 1.0, False),
+        ("TRIB_CALF", POL, Form.LIQUID, 1.5, True),
+        ("TRIB_CALF", STS, Form.LIQUID, 1.5, False),
+        ("GSV", POL, Form.FOAM, 1.0, True),
+        ("GSV", POL, Form.FOAM, 3.0, True),
+        ("GSV", POL, Form.LIQUID, 1.0, False),
+        ("CPV", STS, Form.FOAM, 1.0, True),
+        ("TEL", STS, Form.FOAM, 0.1, False),
+    ],
+)
 def test_vein_type_ranges_only_warn(seg, agent, form, pct, ok):
     vs = check_concentration(seg, agent, form, pct, rules=RB)
     assert ("CONCENTRATION_BY_VEIN_TYPE" not in codes(vs)) is ok
@@ -181,8 +201,13 @@ def test_hypersensitive_first_session_single_small_injection():
     ctx = DoseContext(weight_kg=70, hypersensitivity_prone=True, first_session=True)
     assert "HYPERSENSITIVITY_FIRST_SESSION_MAX_ML" not in codes(check_injection(foam(ml=1.0), ctx, rules=RB))
     assert "HYPERSENSITIVITY_FIRST_SESSION_MAX_ML" in refused(check_injection(foam(ml=1.5), ctx, rules=RB))
-    ctx2 = DoseContext(weight_kg=70, hypersensitivity_prone=True, first_session=True, given_today=[foam(ml=0.5)],
-                       given_this_session=[foam(ml=0.5)])
+    ctx2 = DoseContext(
+        weight_kg=70,
+        hypersensitivity_prone=True,
+        first_session=True,
+        given_today=[foam(ml=0.5)],
+        given_this_session=[foam(ml=0.5)],
+    )
     assert "HYPERSENSITIVITY_FIRST_SESSION_MAX_ML" in refused(check_injection(foam(ml=0.5), ctx2, rules=RB))
 
 
@@ -210,10 +235,16 @@ def test_weight_must_be_positive():
 
 
 doses = st.builds(
-    lambda seg, agent, is_foam, pct, ml, g: Dose(seg, agent, Form.FOAM if is_foam else Form.LIQUID, pct, ml,
-                                                 f"1:{g}" if is_foam else None),
+    lambda seg, agent, is_foam, pct, ml, g: Dose(
+        seg, agent, Form.FOAM if is_foam else Form.LIQUID, pct, ml, f"1:{g}" if is_foam else None
+    ),
     st.sampled_from([s for s in SEGMENTS if SEGMENTS[s].vein_type is not VeinType.DEEP]),
-    st.sampled_from(list(Agent)), st.booleans(), st.floats(0.1, 3.0), st.floats(0.05, 8.0), st.integers(1, 8))
+    st.sampled_from(list(Agent)),
+    st.booleans(),
+    st.floats(0.1, 3.0),
+    st.floats(0.05, 8.0),
+    st.integers(1, 8),
+)
 
 
 @given(st.lists(doses, max_size=12), doses, st.floats(30, 200))

@@ -17,8 +17,7 @@ def empty_engine(request, tmp_path):
         engine = make_engine(f"sqlite:///{tmp_path / 'clinic.db'}")
     else:
         if not PG_URL:
-            pytest.skip("PostgreSQL not available: set ECHOSCLERO_TEST_POSTGRES_URL "
-                        "(source scripts/test-postgres.sh)")
+            pytest.skip("PostgreSQL not available: set ECHOSCLERO_TEST_POSTGRES_URL (source scripts/test-postgres.sh)")
         url = postgres_database(PG_URL, "store_" + os.environ.get("PYTEST_XDIST_WORKER", "main"))
         engine = make_engine(url)
         with engine.begin() as conn:  # an empty database: drop everything from an earlier test

@@ -24,27 +24,52 @@ def test_upgrade_from_first_revision_keeps_data(empty_engine):
     upgrade(empty_engine, "0001")
     assert "appointments" not in inspect(empty_engine).get_table_names()
     with empty_engine.begin() as conn:  # data written by revision 0001's schema, in plain SQL
-        conn.execute(text("INSERT INTO users (id, username, full_name, password_hash, role, active, created_at) "
-                          "VALUES (1, 'doc', '', 'x', 'physician', true, '2024-01-01 10:00:00')"))
-        conn.execute(text("INSERT INTO patients (id, family_name, given_name, birth_date, sex, weight_kg, notes, "
-                          "created_at, updated_at) VALUES (1, 'Old', 'Record', '1960-02-03', 'female', 64.5, "
-                          "'kept', '2024-01-01 10:00:00', '2024-01-01 10:00:00')"))
-        conn.execute(text("INSERT INTO sessions (id, patient_id, session_date, limb, status, observation_notes, "
-                          "warnings, created_at) VALUES (1, 1, '2024-01-02', 'left', 'open', '', '[]', "
-                          "'2024-01-02 09:00:00')"))
-        conn.execute(text("INSERT INTO injections (id, session_id, patient_id, segment, agent, form, "
-                          "liquid_gas_ratio, concentration_pct, volume_ml, mass_mg, injected_at, notes, warnings,"
-                          " created_at) VALUES (1, 1, 1, 'GSV', 'polidocanol', 'foam', '1:4', 1.0, 4.0, 8.0, "
-                          "'2024-01-02 09:10:00', '', '[]', '2024-01-02 09:10:00')"))
-        conn.execute(text("INSERT INTO audit_log (at, username, role, action, resource, method, path, "
-                          "client_ip, detail) VALUES ('2024-01-02 09:10:00', 'doc', 'physician', 'create', "
-                          "'injection', 'POST', '/api', '127.0.0.1', '{}')"))
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, full_name, password_hash, role, active, created_at) "
+                "VALUES (1, 'doc', '', 'x', 'physician', true, '2024-01-01 10:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO patients (id, family_name, given_name, birth_date, sex, weight_kg, notes, "
+                "created_at, updated_at) VALUES (1, 'Old', 'Record', '1960-02-03', 'female', 64.5, "
+                "'kept', '2024-01-01 10:00:00', '2024-01-01 10:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, patient_id, session_date, limb, status, observation_notes, "
+                "warnings, created_at) VALUES (1, 1, '2024-01-02', 'left', 'open', '', '[]', "
+                "'2024-01-02 09:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO injections (id, session_id, patient_id, segment, agent, form, "
+                "liquid_gas_ratio, concentration_pct, volume_ml, mass_mg, injected_at, notes, warnings,"
+                " created_at) VALUES (1, 1, 1, 'GSV', 'polidocanol', 'foam', '1:4', 1.0, 4.0, 8.0, "
+                "'2024-01-02 09:10:00', '', '[]', '2024-01-02 09:10:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (at, username, role, action, resource, method, path, "
+                "client_ip, detail) VALUES ('2024-01-02 09:10:00', 'doc', 'physician', 'create', "
+                "'injection', 'POST', '/api', '127.0.0.1', '{}')"
+            )
+        )
     upgrade(empty_engine)
     assert current_revision(empty_engine) == head_revision()
     with Session(empty_engine) as db:
         p = db.get(Patient, 1)
-        assert (p.family_name, p.birth_date, p.weight_kg, p.notes, p.email) == ("Old", date(1960, 2, 3), 64.5,
-                                                                                 "kept", None)
+        assert (p.family_name, p.birth_date, p.weight_kg, p.notes, p.email) == (
+            "Old",
+            date(1960, 2, 3),
+            64.5,
+            "kept",
+            None,
+        )
         inj = db.get(Injection, 1)
         assert inj.volume_ml == 4.0 and inj.injected_at == datetime(2024, 1, 2, 9, 10, tzinfo=UTC)
         assert db.scalars(select(AuditEntry)).one().resource == "injection"

@@ -25,8 +25,14 @@ def _patient(db):
 
 def test_timestamps_come_back_utc(db):
     p = _patient(db)
-    db.add(AuditEntry(action="read", resource="patient", patient_id=p.id,
-                      at=datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))))
+    db.add(
+        AuditEntry(
+            action="read",
+            resource="patient",
+            patient_id=p.id,
+            at=datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+        )
+    )
     db.commit()
     db.expire_all()
     a = db.query(AuditEntry).one()

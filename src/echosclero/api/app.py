@@ -25,9 +25,7 @@ The rules and their sources: `GET /api/rules`.
 """
 
 
-def create_app(
-    settings: Settings | None = None, *, engine: Engine | None = None, migrate: bool = True
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None, migrate: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = engine or make_engine(settings.database_url)
     if migrate:

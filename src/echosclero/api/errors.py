@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from echosclero.clinic.rules import RuleViolationError
 from echosclero.errors import InputError
@@ -114,8 +115,8 @@ def _data(request: Request, exc: DataError) -> JSONResponse:
     )
 
 
-def _operational(request: Request, exc: OperationalError) -> JSONResponse:
-    log.error("database unavailable: %s", exc.orig)
+def _operational(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", exc)
     return JSONResponse(
         status_code=503,
         content={"message": "the database is busy or unavailable; retry", "detail": "unavailable"},
@@ -131,3 +132,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DataError, _data)
     app.add_exception_handler(OperationalError, _operational)
+    app.add_exception_handler(PoolTimeout, _operational)

@@ -65,14 +65,10 @@ def _wrap(fn):
     return inner
 
 
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_line)
-]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_line)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_line)]
 Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_text)]
-Reason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000), AfterValidator(_text)
-]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000), AfterValidator(_text)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 SegmentCode = Annotated[
     str,
@@ -110,9 +106,7 @@ Limb = Literal["left", "right"]
 ExamLimb = Literal["left", "right", "both"]
 OverrideReason = Annotated[
     Reason | None,
-    Field(
-        description="a physician's written reason to override a refusing safety rule (kept in the audit log)"
-    ),
+    Field(description="a physician's written reason to override a refusing safety rule (kept in the audit log)"),
 ]
 
 
@@ -323,8 +317,7 @@ class CandidacyIn(In):
     present: list[ContraCode] = Field(
         default_factory=list,
         max_length=50,
-        description="codes of the contraindications present (GET /api/candidacy/"
-        "checklist); an empty list means none",
+        description="codes of the contraindications present (GET /api/candidacy/checklist); an empty list means none",
     )
     reasoning: Note = ""
     override_reason: OverrideReason = None
@@ -469,9 +462,7 @@ class SessionPatch(In):
 class InjectionIn(_Prep):
     volume_ml: PositiveMl
     time: Moment | None = Field(None, description="when it was injected (default: now)")
-    ultrasound_confirmed: bool | None = Field(
-        None, description="intraluminal position confirmed on ultrasound"
-    )
+    ultrasound_confirmed: bool | None = Field(None, description="intraluminal position confirmed on ultrasound")
     frame_ref: Short | None = Field(
         None, description="reference to the confirming frame (e.g. a DICOM SOP instance UID and frame number)"
     )
@@ -686,18 +677,14 @@ class AppointmentPatch(In):
     kind: AppointmentKind | None = None
     status: Literal["completed", "no_show"] | None = None
     notes: Note | None = None
-    override_reason: Annotated[
-        Reason | None, Field(description="reason to reschedule inside the notice period")
-    ] = None
+    override_reason: Annotated[Reason | None, Field(description="reason to reschedule inside the notice period")] = None
 
 
 class CancelIn(In):
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(_text)
     ]
-    override_reason: Annotated[
-        Reason | None, Field(description="reason to cancel inside the notice period")
-    ] = None
+    override_reason: Annotated[Reason | None, Field(description="reason to cancel inside the notice period")] = None
 
 
 class AppointmentOut(Out):

@@ -47,9 +47,7 @@ def load_secret_key(folder: Path | None = None) -> str:
     except FileExistsError:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077 and os.name == "posix":
-            raise SettingsError(
-                f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
-            ) from None
+            raise SettingsError(f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`") from None
         key = path.read_text().strip()
         if len(key) < MIN_SECRET_CHARS:
             raise SettingsError(f"{path} holds a key shorter than {MIN_SECRET_CHARS} characters") from None

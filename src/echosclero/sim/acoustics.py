@@ -18,9 +18,12 @@ can image the same phantom:
   *generalized normal* response with the given −6 dB fractional bandwidth
   (``exp(-(|ω-ωc| / (ωB/2 / ln2^(1/p)))^p)``, ``p = ln 126 / ln(2ωc/ωB)``; PyMUST ``utils.getProbeFunction``);
   the baseband axial PSF is its inverse Fourier transform with t = 2z/c;
-* **lateral**: plane-wave transmission and dynamic receive focusing with a rectangular aperture of
-  width ``z / F#`` (PyMUST ``dasmtx``: ``|x_e - x| <= z / (2 F#)``): the one-way lateral response at
-  wavelength λ is ``sinc(x / (λ F#))``, independent of depth; it is averaged over the pulse spectrum.
+* **I/Q demodulation**: the scanner's baseband low-pass filter — as PyMUST ``rf2iq``: a 5th-order
+  Butterworth cutting at half the bandwidth, applied forward and backward (``filtfilt``, gain ``|H|²``);
+* **lateral**: plane-wave transmission and dynamic receive focusing over the aperture ``|x_e - x| <= z/(2F#)``
+  (PyMUST ``dasmtx``), each element weighted by its directivity ``cos θ · sinc(w sin θ / λ)`` (soft baffle,
+  element width ``w``; PyMUST ``pfield``): the lateral response is the Fourier transform of that weighted
+  aperture in ``sin θ``, independent of depth at a fixed F#, averaged over the pulse spectrum.
 
 Attenuation is ``alpha_db_cm_mhz`` (0.5 dB/cm/MHz for soft tissue; Szabo, *Diagnostic Ultrasound Imaging*,
 2nd ed., table 4.1 lists 0.5–1 dB/cm/MHz for fat and muscle) over the round trip; TGC compensates the
@@ -73,7 +76,9 @@ class Probe:
     pitch_mm: float = 0.3
     n_elements: int = 128
     f_number_rx: float = 1.5
+    element_width_mm: float = 0.27
     tx_cycles: float = 1.0
+    demod_lowpass_fraction: float = 0.385  # I/Q low-pass cut-off / fc (PyMUST rf2iq: bandwidth / 2)
     speed_of_sound_m_s: float = 1540.0
     alpha_db_cm_mhz: float = 0.5
 
@@ -83,6 +88,8 @@ class Probe:
             "fractional_bandwidth": (0.05, 1.9),
             "pitch_mm": (0.01, 2.0),
             "f_number_rx": (0.3, 10.0),
+            "element_width_mm": (0.01, 2.0),
+            "demod_lowpass_fraction": (0.0, 2.0),
             "tx_cycles": (0.5, 20.0),
             "speed_of_sound_m_s": (1300.0, 1700.0),
             "alpha_db_cm_mhz": (0.0, 3.0),
@@ -116,6 +123,13 @@ class Probe:
         p = math.log(126) / math.log(2 * wc / wb)
         probe_sq = np.exp(-np.power(np.abs(w - wc) / (wb / 2 / math.log(2) ** (1 / p)), p))
         return pulse * probe_sq
+
+    def demodulation_gain(self, f_hz: np.ndarray) -> np.ndarray:
+        """|H|² of the I/Q low-pass (5th-order Butterworth, filtfilt) at offset ``f - fc`` from the carrier."""
+        cut = self.demod_lowpass_fraction * self.centre_frequency_hz
+        if cut <= 0:
+            return np.ones_like(np.asarray(f_hz, dtype=float))
+        return 1.0 / (1.0 + (np.abs(np.asarray(f_hz, dtype=float) - self.centre_frequency_hz) / cut) ** 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +175,7 @@ def _axial_kernel(probe: Probe, dz_mm: float) -> np.ndarray:
     """Complex baseband axial PSF sampled every ``dz_mm`` (two-way time t = 2 z / c), peak normalised to 1."""
     fc = probe.centre_frequency_hz
     f = np.linspace(0.0, 3.0 * fc, 6001)
-    spectrum = probe.pulse_echo_spectrum(f)
+    spectrum = probe.pulse_echo_spectrum(f) * probe.demodulation_gain(f)
     c_mm_s = probe.speed_of_sound_m_s * 1e3
     # Extent: where the envelope has fallen below -60 dB, found on a fine grid.
     z_fine = np.linspace(-3.0, 3.0, 1201) * probe.wavelength_mm * max(1.0, probe.tx_cycles)
@@ -197,17 +211,25 @@ def _baseband(spectrum: np.ndarray, f: np.ndarray, fc: float, z_mm: np.ndarray, 
 
 
 def _lateral_kernel(probe: Probe, dx_mm: float) -> np.ndarray:
-    """Real lateral PSF sampled every ``dx_mm``: one-way sinc(x / (λ F#)) averaged over the spectrum."""
+    """Real lateral PSF sampled every ``dx_mm``: the receive aperture's directivity-weighted transform,
+    averaged over the pulse spectrum."""
     fc = probe.centre_frequency_hz
-    f = np.linspace(0.25 * fc, 2.0 * fc, 121)
-    weight = np.abs(probe.pulse_echo_spectrum(f))
+    f = np.linspace(0.25 * fc, 2.0 * fc, 61)
+    weight = np.abs(probe.pulse_echo_spectrum(f) * probe.demodulation_gain(f))
     weight /= weight.sum()
     lam_mm = probe.speed_of_sound_m_s * 1e3 / f
-    # three side lobes at the centre wavelength on each side (the broadband average decays beyond)
     half_mm = 3.5 * probe.wavelength_mm * probe.f_number_rx
     n_half = max(2, int(math.ceil(half_mm / dx_mm)))
     x = np.arange(-n_half, n_half + 1) * dx_mm
-    h = (np.sinc(x[:, None] / (lam_mm[None, :] * probe.f_number_rx)) * weight[None, :]).sum(axis=1)
+    # aperture in sin(theta): |tan theta| <= 1 / (2 F#)
+    theta_max = math.atan(1.0 / (2.0 * probe.f_number_rx))
+    theta = np.linspace(-theta_max, theta_max, 201)
+    s = np.sin(theta)
+    h = np.zeros_like(x)
+    for lam, w in zip(lam_mm, weight, strict=True):
+        apod = np.cos(theta) * np.sinc(probe.element_width_mm * s / lam)
+        # h(x) = ∫ a(s) exp(i 2π s x / λ) ds (real for a symmetric aperture); trapezoid in s
+        h += w * np.trapezoid(apod[None, :] * np.cos(2 * np.pi * s[None, :] * x[:, None] / lam), s, axis=1)
     # side lobes beyond the third are below -30 dB and invisible after log compression: drop them
     return _trim(h / h.max(), 3e-2).astype(np.float32)
 

@@ -54,9 +54,7 @@ def list_appointments(
     include_past_days: int = Query(0, ge=0, le=366),
 ):
     t0 = now() - timedelta(days=include_past_days)
-    stmt = select(Appointment).where(
-        Appointment.start_at >= t0, Appointment.start_at < now() + timedelta(days=days)
-    )
+    stmt = select(Appointment).where(Appointment.start_at >= t0, Appointment.start_at < now() + timedelta(days=days))
     if patient_id is not None:
         stmt = stmt.where(Appointment.patient_id == patient_id)
     rows = ctx.db.scalars(stmt.order_by(Appointment.start_at, Appointment.id)).all()
@@ -179,9 +177,7 @@ def reschedule(appointment_id: PathId, body: AppointmentPatch, ctx: Need(P.APPOI
 def cancel(appointment_id: PathId, body: CancelIn, ctx: Need(P.APPOINTMENT_WRITE)):
     a = get_or_404(ctx, Appointment, appointment_id, "appointment")
     if a.status != AppointmentStatus.BOOKED.value:
-        raise HTTPProblem(
-            422, f"appointment {a.id} is {a.status}; only a booked appointment can be cancelled"
-        )
+        raise HTTPProblem(422, f"appointment {a.id} is {a.status}; only a booked appointment can be cancelled")
     warnings = _notice(ctx, a, "cancelling", body.override_reason) if a.start_at > now() else []
     a.status, a.cancel_reason = AppointmentStatus.CANCELLED.value, body.reason
     ctx.audit("cancel", "appointment", a.id, patient_id=a.patient_id)

@@ -125,9 +125,7 @@ def residual_veins(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
     )
     ctx.audit("read", "residual_veins", patient_id=patient_id)
     ctx.commit()
-    return [
-        ResidualOut(limb=r.limb, segment=r.segment, outcome=r.outcome.value, observed_on=r.on) for r in res
-    ]
+    return [ResidualOut(limb=r.limb, segment=r.segment, outcome=r.outcome.value, observed_on=r.on) for r in res]
 
 
 @router.get("/patients/{patient_id}/complications", response_model=list[ComplicationOut])
@@ -230,9 +228,7 @@ TemplateKey = Literal["aftercare", "pre_procedure"]
 @router.get("/instruction-templates", response_model=list[TemplateOut], tags=["instructions"])
 def list_templates(ctx: Need(P.RULES_READ)):
     return [
-        TemplateOut(key=k, body=b, customised=c)
-        for k in aftercare.DEFAULT_TEMPLATES
-        for b, c in [_template(ctx, k)]
+        TemplateOut(key=k, body=b, customised=c) for k in aftercare.DEFAULT_TEMPLATES for b, c in [_template(ctx, k)]
     ]
 
 

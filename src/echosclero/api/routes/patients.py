@@ -61,9 +61,7 @@ def list_patients(
     if q:
         q = "".join(c for c in q if c.isprintable())
         like = f"%{q.lower().replace('%', '').replace('_', '')}%"
-        stmt = stmt.where(
-            or_(func.lower(Patient.family_name).like(like), func.lower(Patient.given_name).like(like))
-        )
+        stmt = stmt.where(or_(func.lower(Patient.family_name).like(like), func.lower(Patient.given_name).like(like)))
     rows = ctx.db.scalars(stmt.limit(limit).offset(offset)).all()
     ctx.audit("read", "patients", query=bool(q), count=len(rows), patient_ids=[p.id for p in rows][:500])
     ctx.commit()
@@ -147,9 +145,7 @@ def list_exams(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
 @router.post("/patients/{patient_id}/exams", response_model=ExamOut, status_code=201)
 def add_exam(patient_id: PathId, body: ExamIn, ctx: Need(P.EXAM_WRITE)):
     get_patient(ctx, patient_id)
-    return _create(
-        ctx, Exam(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump()), "exam", patient_id
-    )
+    return _create(ctx, Exam(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump()), "exam", patient_id)
 
 
 @router.get("/exams/{exam_id}", response_model=ExamOut)
@@ -219,14 +215,10 @@ def add_candidacy(patient_id: PathId, body: CandidacyIn, ctx: Need(P.CANDIDACY_W
         if not a.blocks:
             from echosclero.api.errors import HTTPProblem
 
-            raise HTTPProblem(
-                422, "override_reason is only for an absolute contraindication; none is present"
-            )
+            raise HTTPProblem(422, "override_reason is only for an absolute contraindication; none is present")
         ctx.enforce(
             [
-                Violation(
-                    ctx.rules()["CANDIDACY_ABSOLUTE"], f"absolute contraindication: {x.text}", "present"
-                )
+                Violation(ctx.rules()["CANDIDACY_ABSOLUTE"], f"absolute contraindication: {x.text}", "present")
                 for x in a.absolute
             ],
             body.override_reason,
@@ -252,9 +244,7 @@ def add_test_injection(patient_id: PathId, body: TestInjectionIn, ctx: Need(P.SE
         raise HTTPProblem(422, f"given_on {body.given_on.isoformat()} is in the future; record it when given")
     warnings = []
     rules = ctx.rules()
-    if body.agent is Agent.SODIUM_TETRADECYL_SULFATE and body.volume_ml > float(
-        rules.value("STS_TEST_DOSE_MAX_ML")
-    ):
+    if body.agent is Agent.SODIUM_TETRADECYL_SULFATE and body.volume_ml > float(rules.value("STS_TEST_DOSE_MAX_ML")):
         r = rules["STS_TEST_DOSE_MAX_ML"]
         warnings.append(Violation(r, f"test dose {body.volume_ml:g} mL is above {r.value:g} mL", "volume_ml"))
     t = TestInjection(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump())

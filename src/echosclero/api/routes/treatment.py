@@ -137,9 +137,7 @@ def _day_doses(ctx: Ctx, s: Session) -> list[Injection]:
 
 
 def _session_injections(ctx: Ctx, session_id: int) -> list[Injection]:
-    return list(
-        ctx.db.scalars(select(Injection).where(Injection.session_id == session_id).order_by(Injection.id))
-    )
+    return list(ctx.db.scalars(select(Injection).where(Injection.session_id == session_id).order_by(Injection.id)))
 
 
 def session_out(ctx: Ctx, s: Session) -> SessionOut:
@@ -194,13 +192,9 @@ def create_session(patient_id: PathId, body: SessionIn, ctx: Need(P.SESSION_WRIT
         if plan is None or plan.patient_id != patient_id:
             raise HTTPProblem(422, f"plan {body.plan_id} is not a plan of patient {patient_id}")
         if plan.limb != body.limb:
-            raise HTTPProblem(
-                422, f"plan {plan.id} is for the {plan.limb} leg, the session for the {body.limb}"
-            )
+            raise HTTPProblem(422, f"plan {plan.id} is for the {plan.limb} leg, the session for the {body.limb}")
         foam = any(i.form == Form.FOAM.value for i in plan.items)
-    vs = ctx.enforce(
-        _gate(ctx, patient_id, foam=foam), body.override_reason, resource="session", patient_id=patient_id
-    )
+    vs = ctx.enforce(_gate(ctx, patient_id, foam=foam), body.override_reason, resource="session", patient_id=patient_id)
     s = Session(
         patient_id=patient_id,
         plan_id=body.plan_id,
@@ -235,9 +229,7 @@ def update_session(session_id: PathId, body: SessionPatch, ctx: Need(P.SESSION_N
     if s.status == "closed" and changes.get("status") != "open":
         raise HTTPProblem(422, f"session {s.id} is closed; reopen it (status 'open') to change it")
     if "regimen" in changes and changes["regimen"] not in REGIMENS:
-        raise HTTPProblem(
-            422, f"unknown aftercare regimen {changes['regimen']!r}; valid: {', '.join(REGIMENS)}"
-        )
+        raise HTTPProblem(422, f"unknown aftercare regimen {changes['regimen']!r}; valid: {', '.join(REGIMENS)}")
     for k, v in changes.items():
         setattr(s, k, v.value if hasattr(v, "value") else v)
     check_session_times(s.started_at, s.ended_at)
@@ -286,9 +278,7 @@ def add_injection(session_id: PathId, body: InjectionIn, ctx: Need(P.SESSION_WRI
     if s.status == "closed":
         raise HTTPProblem(422, f"session {s.id} is closed; reopen it to record more injections")
     rules = ctx.rules()
-    dose = Dose(
-        body.segment, body.agent, body.form, body.concentration_pct, body.volume_ml, body.liquid_gas_ratio
-    )
+    dose = Dose(body.segment, body.agent, body.form, body.concentration_pct, body.volume_ml, body.liquid_gas_ratio)
     day = _day_doses(ctx, s)
     this = [i for i in day if i.session_id == s.id]
     earlier = list(

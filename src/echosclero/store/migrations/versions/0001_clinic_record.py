@@ -103,9 +103,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", echosclero.store.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_candidacy_created_by_users")),
-        sa.ForeignKeyConstraint(
-            ["overridden_by"], ["users.id"], name=op.f("fk_candidacy_overridden_by_users")
-        ),
+        sa.ForeignKeyConstraint(["overridden_by"], ["users.id"], name=op.f("fk_candidacy_overridden_by_users")),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_candidacy_patient_id_patients"), ondelete="CASCADE"
         ),
@@ -158,9 +156,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("updated_by", sa.Integer(), nullable=True),
         sa.Column("updated_at", echosclero.store.types.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["updated_by"], ["users.id"], name=op.f("fk_instruction_templates_updated_by_users")
-        ),
+        sa.ForeignKeyConstraint(["updated_by"], ["users.id"], name=op.f("fk_instruction_templates_updated_by_users")),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_instruction_templates")),
     )
     op.create_table(
@@ -206,9 +202,7 @@ def upgrade() -> None:
         sa.Column("notes", sa.Text(), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", echosclero.store.types.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_test_injections_created_by_users")
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_test_injections_created_by_users")),
         sa.ForeignKeyConstraint(
             ["patient_id"],
             ["patients.id"],
@@ -292,9 +286,7 @@ def upgrade() -> None:
             name=op.f("fk_complications_patient_id_patients"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["session_id"], ["sessions.id"], name=op.f("fk_complications_session_id_sessions")
-        ),
+        sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_complications_session_id_sessions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_complications")),
     )
     with op.batch_alter_table("complications", schema=None) as batch_op:
@@ -317,9 +309,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_followups_patient_id_patients"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["session_id"], ["sessions.id"], name=op.f("fk_followups_session_id_sessions")
-        ),
+        sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], name=op.f("fk_followups_session_id_sessions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_followups")),
     )
     with op.batch_alter_table("followups", schema=None) as batch_op:

@@ -33,9 +33,7 @@ def upgrade() -> None:
         sa.Column("appointment_id", sa.Integer(), nullable=True),
         sa.Column("handled_by", sa.Integer(), nullable=True),
         sa.Column("created_at", echosclero.store.types.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["handled_by"], ["users.id"], name=op.f("fk_appointment_requests_handled_by_users")
-        ),
+        sa.ForeignKeyConstraint(["handled_by"], ["users.id"], name=op.f("fk_appointment_requests_handled_by_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_appointment_requests")),
     )
     with op.batch_alter_table("appointment_requests", schema=None) as batch_op:
@@ -52,9 +50,7 @@ def upgrade() -> None:
         sa.Column("notes", sa.Text(), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", echosclero.store.types.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_prior_treatments_created_by_users")
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name=op.f("fk_prior_treatments_created_by_users")),
         sa.ForeignKeyConstraint(
             ["patient_id"],
             ["patients.id"],
