@@ -77,7 +77,8 @@ def register(subparsers) -> None:
         metavar="MM",
         help="vein diameter, needed to call a perforator pathologic (>= 3.5 mm)",
     )
-    p.add_argument("--frame", type=int, default=0, metavar="N", help="frame of a multi-frame file (default 0)")
+    p.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="frame of a multi-frame file (default: the last, where a sweeping trace is complete)")
     p.set_defaults(func=run)
 
 
@@ -101,6 +102,8 @@ def _load_spectral(path: str, frame_index: int):
             "give a screen capture of a spectral Doppler trace"
         )
     n = len(src)
+    if frame_index is None:
+        frame_index = n - 1
     if not (0 <= frame_index < n):
         raise InputError(f"{path}: --frame {frame_index} is out of range (the file has {n} frame(s))")
     frame = src.frame(frame_index)
