@@ -477,15 +477,13 @@ NOTES = [
     "The display grid samples the axial PSF at 0.078 mm (≈ 2.3 samples per width): widths measured on it "
     "depend on where the target falls between pixels (PyMUST: 0.176 mm on pixel edges, 0.182 mm on pixel "
     "centres, 0.182 mm on the fine grid); both simulators are measured the same way.",
-    "Fast model, axial: its kernel is the pulse × probe² spectrum without rf2iq's low-pass: 0.161 mm in "
-    "theory, 0.162 mm measured for targets on pixel centres (−12 % vs PyMUST). For targets on pixel edges "
-    "the bilinear splat (two half-weight kernels one pixel apart) widens it to 0.175 mm, which matches "
-    "PyMUST by coincidence. Multiplying the axial spectrum by rf2iq's |H|² (5th-order Butterworth, cut-off "
-    "B/2 = 0.385 fc in baseband, fs = 4 fc) gives 0.179 mm (`pymust_reference.spectral_axial_fwhm_mm`).",
-    "Fast model, lateral: sinc(x / (λ F#)) is a uniformly weighted rectangular aperture: 0.376–0.381 mm vs "
-    "PyMUST's 0.412–0.423 mm (−10 %). Weighting the receive aperture by the element response SIMUS uses, "
-    "cos θ · sinc(k w sin θ / 2) with w = 0.27 mm over |θ| ≤ atan(1 / (2 F#)), and taking the lateral PSF "
-    "as the transform of that weighted aperture, gives 0.402 mm at fc and 0.412 mm over the spectrum.",
+    "Fast model, axial: the pulse × probe² spectrum times rf2iq's demodulation low-pass |H|² (5th-order "
+    "Butterworth at B/2, forward-backward): 0.179 mm on pixel centres (−2 % vs PyMUST); on pixel edges the "
+    "bilinear splat (two half-weight kernels one pixel apart) widens it to 0.190 mm (+8 %).",
+    "Fast model, lateral: the receive aperture |θ| ≤ atan(1 / (2 F#)) weighted by the element response SIMUS "
+    "uses, cos θ · sinc(k w sin θ / 2) with w = 0.27 mm, transformed and averaged over the spectrum: "
+    "0.420–0.427 mm vs PyMUST's 0.412–0.423 mm (+1–3 %). (The first version used a uniformly weighted "
+    "aperture, sinc(x / (λ F#)): 0.376–0.381 mm, −10 %.)",
     "Depth trend of the mean echo: PyMUST's rises with depth (+1.3 dB expected between 17 and 23 mm): at a "
     "fixed f-number the number of receiving elements grows as z while each element's echo falls as 1/√r "
     "(2-D propagation), so the echo intensity grows as z. The fast model has no such trend; it is invisible "
