@@ -182,6 +182,9 @@ def need(permission: Permission):
             db.add(audit_entry(request, user, "denied", "permission", detail={"needed": permission.value}))
             db.commit()
             raise HTTPProblem(403, f"your role ({user.role}) does not have the permission {permission.value}")
+        # Release the connection before the route runs in another worker thread: holding it across the
+        # thread hop deadlocks a saturated thread pool on a small connection pool (one connection on SQLite).
+        db.commit()
         return Ctx(db=db, user=user, request=request)
 
     dependency.permission = permission  # type: ignore[attr-defined]
@@ -190,7 +193,9 @@ def need(permission: Permission):
 
 def authenticated(request: Request, db: DB, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Ctx:
     """Any signed-in user (for ``/api/users/me``)."""
-    return Ctx(db=db, user=_user_from_token(request, db, token), request=request)
+    user = _user_from_token(request, db, token)
+    db.commit()  # release the connection (see need())
+    return Ctx(db=db, user=user, request=request)
 
 
 authenticated.permission = None  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from echosclero._runtime import tune_allocator
 from echosclero.frames import Frame
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit
@@ -99,6 +100,7 @@ class Engine:
     """
 
     def __init__(self, config: EngineConfig | None = None) -> None:
+        tune_allocator()  # per-frame buffers stay in the heap: see echosclero._runtime
         self.config = config or EngineConfig()
         self.vessels = VesselTracker()
         self.needle = NeedleTracker()

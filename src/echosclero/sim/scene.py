@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from echosclero._runtime import tune_allocator
 from echosclero.frames import Calibration
 from echosclero.sim import phantom as ph
 from echosclero.sim.acoustics import BModeRenderer, ImagingGrid, Probe, log_compress
@@ -101,6 +102,7 @@ class Scene:
         self.gain_db = gain_db
         self.dynamic_range_db = dynamic_range_db
         self.rng = rng
+        tune_allocator()  # per-frame buffers stay in the heap: see echosclero._runtime
         self.renderer = BModeRenderer(probe, grid, rng=rng)
         self.raster = ph.Raster(grid)
         rows, cols = grid.shape

@@ -1,7 +1,9 @@
 """Engine and sessions: SQLite (WAL) in the user's data folder by default, PostgreSQL by URL.
 
 SQLite settings: WAL journal, ``synchronous=FULL`` (an acknowledged commit survives a crash of the
-process and of the machine), foreign keys on, a 30 s busy timeout, and every transaction opened with
+process and of the machine; ``ECHOSCLERO_SQLITE_SYNCHRONOUS=NORMAL`` trades the machine-crash guarantee for
+one fsync per WAL checkpoint instead of per commit, and still survives a killed process), foreign keys on,
+a 30 s busy timeout, and every transaction opened with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the lock instead of failing on upgrade. A SQLite
 file is used through a single pooled connection: every request writes (at least its audit entry), so
 requests are serialised anyway, and queueing on the pool is much cheaper than SQLite's busy-wait backoff.
@@ -48,6 +50,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
+        sync = os.environ.get("ECHOSCLERO_SQLITE_SYNCHRONOUS", "FULL").upper()
+        if sync not in ("FULL", "NORMAL"):
+            raise ValueError(f"ECHOSCLERO_SQLITE_SYNCHRONOUS must be FULL or NORMAL, not {sync!r}")
         kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 30, "isolation_level": None}}
         if memory:
             kwargs["poolclass"] = StaticPool
@@ -60,7 +65,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             cur = dbapi_conn.cursor()
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={sync}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
