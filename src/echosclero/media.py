@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,21 +20,17 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def draw_scale_bar(rgb: np.ndarray, *, mm_per_px_x: float, length_mm: float | None = None) -> np.ndarray:
-    """Draw a labelled millimetre scale bar in the bottom-right corner (in place; returns ``rgb``)."""
-    h, w = rgb.shape[:2]
-    if length_mm is None:
-        target = w * mm_per_px_x / 4  # about a quarter of the width, rounded down to 1 or 5 x 10^k mm
-        decade = 10 ** math.floor(math.log10(target))
-        length_mm = max(1.0, decade * (5 if target / decade >= 5 else 1))
-    n_px = int(round(length_mm / mm_per_px_x))
-    x1, y = w - 12, h - 14
-    x0 = x1 - n_px
-    cv2.line(rgb, (x0, y), (x1, y), (255, 255, 255), 2)
-    for x in (x0, x1):
-        cv2.line(rgb, (x, y - 5), (x, y + 5), (255, 255, 255), 2)
-    label = f"{length_mm:g} mm"
-    cv2.putText(rgb, label, (x0, y - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+def draw_scale_bar(rgb: np.ndarray, *, px_per_mm: float, width_mm: float) -> np.ndarray:
+    """Draw a millimetre scale bar bottom-left (10 mm, or 5 mm on a narrow image, 1 mm ticks); in place."""
+    h = rgb.shape[0]
+    bar_mm = 10.0 if width_mm >= 25 else 5.0
+    x0, y0 = 10, h - 12
+    x1 = x0 + int(round(bar_mm * px_per_mm))
+    cv2.line(rgb, (x0, y0), (x1, y0), (255, 255, 255), 2)
+    for k in range(int(bar_mm) + 1):
+        xk = x0 + int(round(k * px_per_mm))
+        cv2.line(rgb, (xk, y0), (xk, y0 - (6 if k % 5 == 0 else 3)), (255, 255, 255), 1)
+    cv2.putText(rgb, f"{bar_mm:g} mm", (x0, y0 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return rgb
 
 

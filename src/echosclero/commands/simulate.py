@@ -139,7 +139,8 @@ def write_preview(out: Path, name: str, screens, frames, frame_time_s: float, *,
         rgb = to_rgb(screens[i]).copy()
         if annotate is not None:
             return annotate(frames[i], rgb)
-        draw_scale_bar(rgb[: frames[i].shape[0]], mm_per_px_x=frames[i].calibration.mm_per_px_x)
+        cal = frames[i].calibration
+        draw_scale_bar(rgb[: frames[i].shape[0]], px_per_mm=1 / cal.mm_per_px_x, width_mm=frames[i].width_mm)
         return rgb
 
     pictures = [picture(i) for i in range(len(frames))]

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from echosclero.frames import Frame
+from echosclero.media import draw_scale_bar
 
 __all__ = ["KIND_COLOURS", "draw_overlay"]
 
@@ -68,15 +69,7 @@ def draw_overlay(frame: Frame, result, *, scale: int = 1) -> np.ndarray:
     if n is not None:
         cv2.line(img, px(*n.entry_mm), px(*n.tip_mm), (0, 255, 0), 1, cv2.LINE_AA)
         cv2.drawMarker(img, px(*n.tip_mm), (0, 255, 0), cv2.MARKER_CROSS, 12 * scale, 2, cv2.LINE_AA)
-    # millimetre scale bar: 10 mm (or 5 mm on a narrow image), bottom-left, with 1 mm ticks
-    bar_mm = 10.0 if frame.width_mm >= 25 else 5.0
-    x0, y0 = 10, h - 12
-    x1 = x0 + int(round(bar_mm * sx))
-    cv2.line(img, (x0, y0), (x1, y0), (255, 255, 255), 2)
-    for k in range(int(bar_mm) + 1):
-        xk = x0 + int(round(k * sx))
-        cv2.line(img, (xk, y0), (xk, y0 - (6 if k % 5 == 0 else 3)), (255, 255, 255), 1)
-    cv2.putText(img, f"{bar_mm:g} mm", (x0, y0 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    draw_scale_bar(img, px_per_mm=sx, width_mm=frame.width_mm)
     cv2.putText(img, f"t={result.t_s:.2f}s", (w - 80, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
                 cv2.LINE_AA)
     if result.alerts:

@@ -35,12 +35,6 @@ NYQUIST_CM_S = 30.0  # colour scale (venous preset)
 
 
 @dataclass
-class NeedleState:
-    needle: ph.Needle
-    injecting: bool = False
-
-
-@dataclass
 class State:
     """What the timeline sets for one instant."""
 
@@ -125,7 +119,7 @@ class Scene:
                 return v
         raise KeyError(vessel_id)
 
-    def _update_vessels(self, t: float, st: State) -> None:
+    def _update_vessels(self, st: State) -> None:
         p = st.pressure
         pulse = cardiac_waveform(st.heart_phase)
         for v in self.vessels:
@@ -201,7 +195,7 @@ class Scene:
         """State at ``t`` and the tissue maps with vessels, foam and needle drawn in; shadows as dB per pixel."""
         st = self.timeline(t, self)
         st.heart_phase = (t * self.heart_rate_bpm / 60.0) % 1.0
-        self._update_vessels(t, st)
+        self._update_vessels(st)
         refl, spec, scat = self._tissue_maps(st.pressure)
         atten = None  # dB per pixel, for shadows
         for v in self.vessels:
