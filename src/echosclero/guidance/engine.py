@@ -22,6 +22,7 @@ from echosclero.guidance.classify import artery_logit
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
 from echosclero.guidance.preprocess import Prepared, prepare
+from echosclero.guidance.shadows import acoustic_shadow
 from echosclero.guidance.tracking import (
     Track,
     VesselTracker,
@@ -137,8 +138,9 @@ class Engine:
         meas = detect_needle(prep, prior=self.needle.last)
         needle_m, needle_lost = self.needle.update(meas, t)
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
-        lumens = detect_lumens(prep, ignore=exclude)
-        tracks = self.vessels.update(lumens, prep, t)
+        shadow = acoustic_shadow(prep)
+        lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=self.vessels.known_mask(prep.shape))
+        tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
         strain = self.strain.update(prep)
         pressed = strain >= cfg.pressed_strain
         if pressed:
@@ -155,7 +157,7 @@ class Engine:
                 comp_now[tr.id] = c
             self._update_evidence(tr, prep, t, pressed)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
-            lum = tr.lumen
+            lum = tr.lumen if not (tr.lumen.occluded and tr.ref_lumen is not None) else tr.ref_lumen
             spasm = None
             if tr.baseline_diameter_mm and tr.foam_fill > 0:
                 spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
@@ -217,12 +219,14 @@ class Engine:
         tr.foam_history.append((t, fill))
         lum = tr.lumen
         if fill < 0.05:
-            if tr.seen_now and (tr.ref_mask is None or lum.area_mm2 >= 0.6 * tr.ref_area_mm2 or not tr.confirmed):
+            seen = tr.seen_now and not lum.occluded  # a lumen cut by a shadow is not measured
+            if seen and (tr.ref_mask is None or lum.area_mm2 >= 0.6 * tr.ref_area_mm2 or not tr.confirmed):
                 tr.ref_mask = tr.mask.copy()
                 tr.ref_area_mm2 = lum.area_mm2
-            tr.area_now_mm2 = lum.area_mm2 if tr.seen_now else tr.area_now_mm2 or lum.area_mm2
-            tr.diameter_now_mm = lum.diameter_mm if tr.seen_now else tr.diameter_now_mm or lum.diameter_mm
-            if tr.seen_now:
+                tr.ref_lumen = lum
+            tr.area_now_mm2 = lum.area_mm2 if seen else tr.area_now_mm2 or lum.area_mm2
+            tr.diameter_now_mm = lum.diameter_mm if seen else tr.diameter_now_mm or lum.diameter_mm
+            if seen:
                 tr.baseline_diameter_mm = (lum.diameter_mm if tr.baseline_diameter_mm is None
                                            else 0.8 * tr.baseline_diameter_mm + 0.2 * lum.diameter_mm)
             tr.foam_front_mm = None

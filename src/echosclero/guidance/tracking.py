@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from echosclero.guidance.preprocess import Prepared
-from echosclero.guidance.vessels import Lumen
+from echosclero.guidance.vessels import Lumen, is_round
 
 __all__ = ["MAX_COAST_S", "Track", "VesselTracker"]
 
@@ -47,6 +47,7 @@ class Track:
     hits: int = 1
     ref_mask: np.ndarray | None = None  # lumen before any foam
     ref_area_mm2: float = 0.0
+    ref_lumen: Lumen | None = None  # the lumen as last fully seen (no foam, no shadow)
     baseline_diameter_mm: float | None = None
     rest_area_mm2: float | None = None
     max_compressibility: float | None = None
@@ -86,7 +87,17 @@ class VesselTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float) -> list[Track]:
+    def known_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """Union of the reference outlines of the confirmed tracks, grown by one pixel (or ``None``)."""
+        refs = [tr.ref_mask for tr in self.tracks if tr.confirmed and tr.ref_mask is not None
+                and tr.ref_mask.shape == shape]
+        if not refs:
+            return None
+        m = np.logical_or.reduce(refs) if len(refs) > 1 else refs[0].copy()
+        return cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float, *, exclude: np.ndarray | None = None
+               ) -> list[Track]:
         shape = prep.shape
         masks = [_lumen_full_mask(lum, shape) for lum in lumens]
         assigned: dict[int, list[int]] = {}
@@ -108,8 +119,19 @@ class VesselTracker:
                 free.append(j)
         for tr in self.tracks:
             tr.seen_now = False
-        for i, js in assigned.items():
+        for i, js in list(assigned.items()):
             tr = self.tracks[i]
+            whole = [j for j in js if not lumens[j].longitudinal and not lumens[j].occluded]
+            if len(js) > 1 and len(whole) == len(js) and tr.foam_fill < 0.05 and ignore_free(masks, js, exclude) \
+                    and not _is_round(tr.ref_mask if tr.ref_mask is not None else tr.mask):
+                # several complete round lumens inside one old outline: touching vessels first seen as one
+                # blob, now told apart. The best-overlapping keeps the track, the others start their own.
+                ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+                js = sorted(js, key=lambda j: -np.count_nonzero(masks[j] & ref))
+                assigned[i] = js[:1]
+                free.extend(js[1:])
+                tr.ref_mask = None
+                js = js[:1]
             if len(js) == 1:
                 lum, m = lumens[js[0]], masks[js[0]]
             else:  # fragments of one lumen (cut by a needle or by foam): merge
@@ -132,6 +154,21 @@ class VesselTracker:
                 keep.append(tr)
         self.tracks = keep
         return [tr for tr in self.tracks if tr.seen_now or tr.confirmed]
+
+
+def _is_round(mask: np.ndarray) -> bool:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return False
+    return is_round(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.uint8))
+
+
+def ignore_free(masks: list[np.ndarray], js: list[int], exclude: np.ndarray | None) -> bool:
+    """No detection among ``js`` touches the needle mask (a needle cuts one lumen into fragments)."""
+    if exclude is None:
+        return True
+    grown = cv2.dilate(exclude.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return not any(np.any(masks[j] & grown) for j in js)
 
 
 def wall_ratio(prep: Prepared, mask: np.ndarray) -> float:

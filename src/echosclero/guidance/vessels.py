@@ -22,7 +22,7 @@ import numpy as np
 
 from echosclero.guidance.preprocess import Prepared
 
-__all__ = ["Lumen", "detect_lumens", "lumen_mask"]
+__all__ = ["Lumen", "is_round", "detect_lumens", "lumen_mask"]
 
 #: Grey / local tissue level below which a pixel is lumen (anechoic blood is ~0.1-0.35 at 60 dB display).
 LUMEN_RATIO = 0.6
@@ -62,6 +62,8 @@ class Lumen:
     mean_ratio: float
     echogenic: bool = False
     contrast: float = 0.0
+    #: Part of the lumen lies in an acoustic shadow: its outline and size are not fully seen.
+    occluded: bool = False
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -96,7 +98,7 @@ def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.n
              echogenic: bool) -> Lumen | None:
     mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
     rows, cols = prep.shape
-    n = int(comp.sum())
+    n = int(np.count_nonzero(comp))
     area = n * mmx * mmz
     eq_d = 2.0 * math.sqrt(area / math.pi)
     if eq_d < MIN_DIAMETER_MM:
@@ -186,8 +188,82 @@ def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Pre
     return (labels[y:y + h, x:x + w] == best).astype(np.uint8), r0 + y, c0 + x, contrast
 
 
-def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None) -> list[Lumen]:
-    """Anechoic (and wall-ringed echogenic) lumens of one prepared frame.
+def split_touching(comp: np.ndarray, mm_per_px: float) -> list[np.ndarray]:
+    """Split a blob of touching round lumens (a vein pair beside its artery) at the necks between them.
+
+    Markers are the maxima of the distance transform that are at least :data:`MIN_DIAMETER_MM` / 2 deep and
+    farther apart than the larger of their two radii (one round lumen has one maximum); each pixel then goes
+    to the nearest centre relative to that centre's radius. A blob with one marker comes back unchanged.
+    """
+    dt = cv2.distanceTransform(comp, cv2.DIST_L2, 5)
+    r_min = 0.5 * MIN_DIAMETER_MM / mm_per_px
+    peaks = (dt >= cv2.dilate(dt, np.ones((5, 5), np.uint8))) & (dt >= r_min)
+    ys, xs = np.nonzero(peaks)
+    if ys.size < 2:
+        return [comp]
+    order = np.argsort(-dt[ys, xs])
+    centres: list[tuple[int, int, float]] = []
+    for k in order:
+        y, x, r = int(ys[k]), int(xs[k]), float(dt[ys[k], xs[k]])
+        if all(math.hypot(y - cy, x - cx) > max(r, cr) for cy, cx, cr in centres):
+            centres.append((y, x, r))
+    if len(centres) < 2:
+        return [comp]
+    # each pixel goes to the lumen whose centre is nearest relative to its radius (a weighted Voronoi split,
+    # which for touching discs cuts along the neck between them)
+    ys, xs = np.nonzero(comp)
+    cy = np.array([c[0] for c in centres], dtype=np.float32)
+    cx = np.array([c[1] for c in centres], dtype=np.float32)
+    cr = np.array([c[2] for c in centres], dtype=np.float32)
+    d = np.hypot(ys[:, None] - cy[None, :], xs[:, None] - cx[None, :]) / cr[None, :]
+    owner = np.argmin(d, axis=1)
+    parts = []
+    for i in range(len(centres)):
+        part = np.zeros(comp.shape, np.uint8)
+        part[ys[owner == i], xs[owner == i]] = 1
+        if part.any():
+            parts.append(part)
+    return parts or [comp]
+
+
+def _touches(lum: Lumen, region: np.ndarray) -> bool:
+    """Whether ``region`` (full working-image mask) touches the lumen or its one-pixel rim."""
+    r0, c0, r1, c1 = lum.bbox
+    rows, cols = region.shape
+    a0, b0, a1, b1 = max(0, r0 - 1), max(0, c0 - 1), min(rows, r1 + 1), min(cols, c1 + 1)
+    m = np.zeros((a1 - a0, b1 - b0), np.uint8)
+    m[r0 - a0:r1 - a0, c0 - b0:c1 - b0] = lum.mask
+    m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+    return bool((m.astype(bool) & region[a0:a1, b0:b1]).any())
+
+
+def _spans_width(comp: np.ndarray, col0: int, cols: int) -> bool:
+    return col0 <= 1 and col0 + comp.shape[1] >= cols - 1
+
+
+def is_round(part: np.ndarray) -> bool:
+    """A compact, nearly elliptical part (a transverse lumen): solid and not elongated."""
+    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return False
+    cnt = max(contours, key=cv2.contourArea)
+    if len(cnt) < 5:
+        return False
+    (_, (w, h), _) = cv2.minAreaRect(cnt)
+    return _solidity(part) >= MIN_SOLIDITY and max(w, h) <= 2.0 * max(min(w, h), 1.0)
+
+
+def _solidity(comp: np.ndarray) -> float:
+    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return 0.0
+    cnt = max(contours, key=cv2.contourArea)
+    return cv2.contourArea(cnt) / max(cv2.contourArea(cv2.convexHull(cnt)), 1e-6)
+
+
+def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: np.ndarray | None = None,
+                  keep: np.ndarray | None = None) -> list[Lumen]:
+    """Anechoic lumens of one prepared frame.
 
     Parameters
     ----------
@@ -196,6 +272,11 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None) -> list[L
     ignore : (r, c) bool, optional
         Working pixels to leave out (e.g. the needle's shaft), treated as lumen-compatible so the shaft
         does not cut a lumen in two.
+    shadow : (r, c) bool, optional
+        Acoustic shadow (:func:`echosclero.guidance.shadows.acoustic_shadow`): dark but not lumen, except
+        where ``keep`` says a known lumen lies.
+    keep : (r, c) bool, optional
+        Where lumens are already known (the outlines of tracked vessels); kept even inside a shadow.
     """
     if not prep.usable:
         return []
@@ -205,6 +286,11 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None) -> list[L
         # a needle crossing a lumen: bridge the gap only where lumen lies on both sides
         bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(0.6 / prep.mm_per_px_x))
         m = np.where(ignore, bridge, m).astype(np.uint8)
+    hidden = None
+    if shadow is not None and shadow.any():
+        hidden = shadow if keep is None else shadow & ~keep
+        m[hidden] = 0
+        hidden = cv2.dilate(hidden.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     m = _fill_holes(m)
     mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
     min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mmx * mmz)
@@ -218,8 +304,24 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None) -> list[L
         comp, y, x, contrast = _refine(comp, y, x, ratio, prep)
         if comp is None:
             continue
-        lum = _measure(prep, comp, y, x, ratio, echogenic=False)
-        if lum is not None:
+        if hidden is not None:
+            comp &= ~hidden[y:y + comp.shape[0], x:x + comp.shape[1]]
+        parts = [comp]
+        if _solidity(comp) < MIN_SOLIDITY and not _spans_width(comp, x, prep.shape[1]):
+            parts = split_touching(comp, prep.mm_per_px_x)
+            if not all(is_round(part) for part in parts):
+                parts = [comp]  # not a cluster of round lumens (a bent long-axis vessel, a junction)
+        for part in parts:
+            py, px = y, x
+            if len(parts) > 1:
+                ys, xs = np.nonzero(part)
+                py, px = y + int(ys.min()), x + int(xs.min())
+                part = part[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            lum = _measure(prep, part, py, px, ratio, echogenic=False)
+            if lum is None:
+                continue
             lum.contrast = contrast
+            if hidden is not None:
+                lum.occluded = _touches(lum, hidden)
             out.append(lum)
     return out
