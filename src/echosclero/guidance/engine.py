@@ -193,6 +193,15 @@ class Engine:
     def _needle_mask(prep: Prepared, m: NeedleMeasurement) -> np.ndarray:
         """Working-resolution mask of the shaft and the reverberations below it."""
         mask = np.zeros(prep.shape, np.uint8)
+        if m.plane == "out":  # the cross-section echo and its reverberation tail below it
+            r, c = prep.to_px(*m.tip_mm)
+            rad = max(1.0, (m.dot_radius_mm + 0.3) / prep.mm_per_px_x)
+            tail = int(round(3.0 / prep.mm_per_px_z))
+            p = (int(round(float(c))), int(round(float(r))))
+            cv2.circle(mask, p, int(math.ceil(rad)), 1, -1)
+            half = int(math.ceil(rad * 0.8))
+            cv2.rectangle(mask, (p[0] - half, p[1]), (p[0] + half, p[1] + tail), 1, -1)
+            return mask.astype(bool)
         (ex, ez), (tx, tz) = m.entry_mm, m.tip_mm
         r0, c0 = prep.to_px(ex, ez)
         r1, c1 = prep.to_px(tx, tz)

@@ -35,6 +35,13 @@ TIP_ECHO_MM = 0.25
 MAX_ADVANCE_MM_S = 25.0
 #: The visible shaft of an in-plane needle starts within this distance (mm) of the side edges or the skin.
 ENTRY_BORDER_MM = 3.0
+#: Size of the echo of a needle crossing the image plane (18-27 G needles are 0.4-1.3 mm wide; the echo is
+#: broadened by the point-spread function).
+DOT_DIAMETER_MM = (0.3, 2.5)
+#: Reverberation tail below an out-of-plane needle: depth examined (mm) and least brightness ratio to the
+#: same depths beside it.
+TAIL_MM = 2.0
+TAIL_RATIO = 1.35
 #: A shaft is a continuous bright line: this fraction of its length must reach the bright threshold.
 MIN_SUPPORT = 0.7
 
@@ -49,6 +56,7 @@ class NeedleMeasurement:
     confidence: float
     plane: str = "in"  # "in" (shaft) or "out" (cross-section dot)
     shaft_px: tuple[tuple[float, float], tuple[float, float]] | None = None  # (row, col) entry, tip; full res
+    dot_radius_mm: float = 0.0  # out-of-plane: half the size of the cross-section echo
 
 
 def _bright_threshold(full: np.ndarray) -> float:
@@ -58,7 +66,7 @@ def _bright_threshold(full: np.ndarray) -> float:
 
 
 def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> NeedleMeasurement | None:
-    """The in-plane needle shaft and tip of one frame, or ``None``.
+    """The needle of one frame: the in-plane shaft and its tip, else an out-of-plane cross-section, or ``None``.
 
     ``prior`` (the needle of the previous frames) selects, among candidate shafts, the one that continues it.
     """
@@ -81,7 +89,7 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     lines = cv2.HoughLinesP(pooled, 1, math.pi / 180, threshold=max(8, int(min_len_px * 0.6)),
                             minLineLength=min_len_px, maxLineGap=max(2, int(round(0.8 / px2))))
     if lines is None or len(lines) == 0:
-        return None
+        return _detect_cross_section(full, mask, mmx, mmz, prior)
     lines = (np.asarray(lines).reshape(-1, 4).astype(np.float64) + 0.5) * np.array([px2, pz2, px2, pz2])
     dx_mm = lines[:, 2] - lines[:, 0]
     dz_mm = lines[:, 3] - lines[:, 1]
@@ -89,7 +97,7 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     ang = np.degrees(np.arctan2(np.abs(dz_mm), np.abs(dx_mm)))
     ok = (ang >= MIN_ANGLE_DEG) & (ang <= MAX_ANGLE_DEG) & (length >= MIN_SHAFT_MM)
     if not ok.any():
-        return None
+        return _detect_cross_section(full, mask, mmx, mmz, prior)
     cand = lines[ok]
     width_mm = cols * mmx
 
@@ -121,7 +129,7 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
         shafts.append((float(np.linalg.norm(tip - entry)), border_dist(entry), entry, tip, d))
     shafts = [s_ for s_ in shafts if s_[1] <= ENTRY_BORDER_MM]
     if not shafts:
-        return None
+        return _detect_cross_section(full, mask, mmx, mmz, prior)
     if prior is not None and prior.angle_deg is not None:
         pe = np.array(prior.entry_mm)
         near = [s_ for s_ in shafts if np.linalg.norm(s_[2] - pe) < 3.0
@@ -137,6 +145,56 @@ def detect_needle(prep: Prepared, *, prior: NeedleMeasurement | None = None) -> 
     shaft_px = ((entry[1] / mmz, entry[0] / mmx), (tip[1] / mmz, tip[0] / mmx))
     return NeedleMeasurement(tip_mm=(float(tip[0]), float(tip[1])), entry_mm=(float(entry[0]), float(entry[1])),
                              angle_deg=angle, confidence=conf, plane="in", shaft_px=shaft_px)
+
+
+def _detect_cross_section(full: np.ndarray, bright: np.ndarray, mmx: float, mmz: float,
+                          prior: NeedleMeasurement | None) -> NeedleMeasurement | None:
+    """An out-of-plane needle: a compact saturated dot with a reverberation ("comet") tail straight below it.
+
+    Candidates are compact components of the bright mask (:data:`DOT_DIAMETER_MM`); the tail is the mean grey
+    of the dot's columns over the :data:`TAIL_MM` below it, relative to the same depths 1.5 mm to either side.
+    Specular tissue echoes (fascia fragments, vessel walls) are bright too but have no tail.
+    """
+    rows, cols = full.shape
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    best, best_score = None, 0.0
+    side = max(2, int(round(1.5 / mmx)))
+    tail = max(3, int(round(TAIL_MM / mmz)))
+    for i in range(1, n):
+        x, y, w, h, a = (int(v) for v in stats[i])
+        d_mm = 2.0 * math.sqrt(a * mmx * mmz / math.pi)
+        if not (DOT_DIAMETER_MM[0] <= d_mm <= DOT_DIAMETER_MM[1]) or w * mmx > DOT_DIAMETER_MM[1] * 1.5:
+            continue
+        if y * mmz < 1.5 or y + h + tail >= rows or x - side < 0 or x + w + side >= cols:
+            continue  # the skin line, or no room for a tail
+        below = full[y + h:y + h + tail, x:x + w].astype(np.float32)
+        left = full[y + h:y + h + tail, x - side:x - side + w].astype(np.float32)
+        right = full[y + h:y + h + tail, x + w + side - w:x + w + side].astype(np.float32)
+        flank = 0.5 * (float(left.mean()) + float(right.mean()))
+        ratio = float(below.mean()) / max(flank, 1.0)
+        if ratio < TAIL_RATIO:
+            continue
+        score = ratio
+        if prior is not None and prior.plane == "out":
+            cx_mm, cz_mm = (cents[i][0] + 0.5) * mmx, (cents[i][1] + 0.5) * mmz
+            if math.hypot(cx_mm - prior.tip_mm[0], cz_mm - prior.tip_mm[1]) < 2.0:
+                score *= 2.0
+        if score > best_score:
+            best, best_score = i, score
+    if best is None:
+        return None
+    x, y, w, h, _ = (int(v) for v in stats[best])
+    # the dot's centre: grey-weighted centroid of its upper part (the tail's first bright rows pull down)
+    top = max(1, int(round(min(h, w) * 1.0)))
+    win = full[y:y + top, x:x + w].astype(np.float32)
+    wts = np.clip(win - 0.9 * float(win.max()), 0, None) + 1e-3
+    ry, rx = np.mgrid[0:win.shape[0], 0:win.shape[1]]
+    cy = y + float((ry * wts).sum() / wts.sum())
+    cx = x + float((rx * wts).sum() / wts.sum())
+    tip = ((cx + 0.5) * mmx, (cy + 0.5) * mmz)
+    conf = float(np.clip((best_score - TAIL_RATIO) / TAIL_RATIO + 0.5, 0.3, 1.0))
+    return NeedleMeasurement(tip_mm=tip, entry_mm=tip, angle_deg=None, confidence=conf, plane="out",
+                             shaft_px=None, dot_radius_mm=0.5 * max(w * mmx, h * mmz))
 
 
 def _fit_shaft(full: np.ndarray, entry: np.ndarray, tip: np.ndarray, d: np.ndarray, mmx: float, mmz: float,

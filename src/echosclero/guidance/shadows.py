@@ -29,7 +29,7 @@ BOTTOM_BAND_MM = 2.5
 #: A shadowed column is darker than this fraction of the tissue level at the same depth.
 SHADOW_LEVEL = 0.6
 #: Vertical averaging window when walking up a shadowed column (mm): thinner bright lines do not stop it.
-WINDOW_MM = 2.0
+WINDOW_MM = 3.0
 #: Percentile of a row taken as its tissue level.
 TISSUE_PERCENTILE = 80
 #: Narrowest shadow kept (mm); thinner dark columns are edge or refraction artefacts.
@@ -63,8 +63,10 @@ def acoustic_shadow(prep: Prepared) -> np.ndarray:
     if not shadowed.any():
         return mask
     win = max(1, int(round(WINDOW_MM / prep.mm_per_px_z)))
-    qs = cv2.blur(q[:, shadowed], (1, win), borderType=cv2.BORDER_REPLICATE)
-    bright = qs >= SHADOW_LEVEL + 0.1
+    # fraction of dark pixels in a sliding vertical window: a thin bright line (a fascia seen through the
+    # shadow) is outvoted, the attenuator above the shadow (tissue at its normal level) is not
+    dark = (q[:, shadowed] < SHADOW_LEVEL + 0.1).astype(np.float32)
+    bright = cv2.blur(dark, (1, win), borderType=cv2.BORDER_REPLICATE) < 0.5
     # top of the shadow: one row below the deepest window still at tissue level
     any_bright = bright.any(axis=0)
     last_bright = rows - 1 - np.argmax(bright[::-1], axis=0)

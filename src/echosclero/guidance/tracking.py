@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from echosclero.guidance.preprocess import Prepared
-from echosclero.guidance.vessels import Lumen, is_round
+from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
 
 __all__ = ["MAX_COAST_S", "Track", "VesselTracker"]
 
@@ -96,24 +96,68 @@ class VesselTracker:
         m = np.logical_or.reduce(refs) if len(refs) > 1 else refs[0].copy()
         return cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
+    def _split_over_tracks(self, lumens: list[Lumen], prep: Prepared) -> list[Lumen]:
+        """Divide a detection that covers several tracked transverse lumens (touching vessels seen as one
+        blob, e.g. paired veins hugging their artery) among them: each pixel goes to the track whose centre
+        is nearest relative to its radius."""
+        known = [tr for tr in self.tracks if tr.confirmed and tr.ref_mask is not None and tr.ref_lumen is not None
+                 and not tr.ref_lumen.longitudinal]
+        if len(known) < 2:
+            return lumens
+        out: list[Lumen] = []
+        for lum in lumens:
+            if lum.longitudinal:
+                out.append(lum)
+                continue
+            r0, c0, r1, c1 = lum.bbox
+            hits = []
+            for tr in known:
+                ref = tr.ref_mask[r0:r1, c0:c1]
+                if np.count_nonzero(ref & lum.mask) >= 0.3 * tr.ref_area_mm2 / (prep.mm_per_px_x * prep.mm_per_px_z):
+                    hits.append(tr)
+            if len(hits) < 2:
+                out.append(lum)
+                continue
+            ys, xs = np.nonzero(lum.mask)
+            ctr = np.array([prep.to_px(*tr.ref_lumen.center_mm) for tr in hits], dtype=np.float64)
+            rad = np.array([max(1.0, 0.5 * tr.ref_lumen.diameter_mm / prep.mm_per_px_x) for tr in hits])
+            d = np.hypot(ys[:, None] + r0 - ctr[None, :, 0], xs[:, None] + c0 - ctr[None, :, 1]) / rad[None, :]
+            owner = np.argmin(d, axis=1)
+            for k in range(len(hits)):
+                sel = owner == k
+                if not sel.any():
+                    continue
+                part = np.zeros(lum.mask.shape, np.uint8)
+                part[ys[sel], xs[sel]] = 1
+                sub = lumen_from_mask(prep, part, r0, c0)
+                if sub is not None:
+                    out.append(sub)
+        return out
+
     def update(self, lumens: list[Lumen], prep: Prepared, t_s: float, *, exclude: np.ndarray | None = None
                ) -> list[Track]:
         shape = prep.shape
+        lumens = self._split_over_tracks(lumens, prep)
         masks = [_lumen_full_mask(lum, shape) for lum in lumens]
         assigned: dict[int, list[int]] = {}
         free = []
         for j, m in enumerate(masks):
-            best, best_score = None, 0.0
-            a = m.sum()
+            # candidates: tracks holding enough of the detection (or of whose outline the detection holds
+            # enough: a fragment); among them the best intersection over union
+            best, best_iou = None, 0.0
+            a = np.count_nonzero(m)
             for i, tr in enumerate(self.tracks):
                 ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
                 ov = np.count_nonzero(m & ref)
                 if ov == 0:
                     continue
-                score = ov / max(1, min(a, np.count_nonzero(ref)))
-                if score > best_score:
-                    best, best_score = i, score
-            if best is not None and best_score >= MIN_OVERLAP:
+                b = np.count_nonzero(ref)
+                if ov / max(1, min(a, b)) < MIN_OVERLAP:
+                    continue
+                iou = ov / max(1, a + b - ov)
+                if iou > best_iou:
+                    best, best_iou = i, iou
+            if best is not None:
                 assigned.setdefault(best, []).append(j)
             else:
                 free.append(j)

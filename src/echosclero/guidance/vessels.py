@@ -22,7 +22,7 @@ import numpy as np
 
 from echosclero.guidance.preprocess import Prepared
 
-__all__ = ["Lumen", "is_round", "detect_lumens", "lumen_mask"]
+__all__ = ["Lumen", "is_round", "lumen_from_mask", "detect_lumens", "lumen_mask"]
 
 #: Grey / local tissue level below which a pixel is lumen (anechoic blood is ~0.1-0.35 at 60 dB display).
 LUMEN_RATIO = 0.6
@@ -38,6 +38,9 @@ MAX_DIAMETER_MM = 16.0
 LONGITUDINAL_ELONGATION = 3.0
 #: Minimum solidity (area / convex hull area) of a transverse lumen.
 MIN_SOLIDITY = 0.82
+#: A needle (shaft, cross-section echo and their reverberations) cutting a lumen: gaps up to twice this
+#: radius (mm) are bridged inside the needle's mask.
+BRIDGE_MM = 1.0
 #: Bright wall ring around an echogenic lumen: ring grey / local tissue level.
 WALL_RATIO = 1.25
 
@@ -153,6 +156,16 @@ def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.n
     return Lumen(mask=comp.astype(bool), row0=row0, col0=col0, area_mm2=area, center_mm=(float(x_mm), float(z_mm)),
                  diameter_mm=diameter, longitudinal=longitudinal, contour_mm=contour_mm, mean_ratio=mean_ratio,
                  echogenic=echogenic)
+
+
+def lumen_from_mask(prep: Prepared, part: np.ndarray, row0: int, col0: int) -> Lumen | None:
+    """Measure a lumen given as a uint8 mask whose top-left working pixel is ``(row0, col0)``."""
+    ys, xs = np.nonzero(part)
+    if ys.size == 0:
+        return None
+    crop = np.ascontiguousarray(part[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    return _measure(prep, crop, row0 + int(ys.min()), col0 + int(xs.min()), prep.small / prep.background,
+                    echogenic=False)
 
 
 def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Prepared
@@ -284,7 +297,7 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
     m = lumen_mask(prep)
     if ignore is not None:
         # a needle crossing a lumen: bridge the gap only where lumen lies on both sides
-        bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(0.6 / prep.mm_per_px_x))
+        bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(BRIDGE_MM / prep.mm_per_px_x))
         m = np.where(ignore, bridge, m).astype(np.uint8)
     hidden = None
     if shadow is not None and shadow.any():
