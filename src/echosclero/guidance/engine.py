@@ -30,7 +30,7 @@ from echosclero.guidance.tracking import (
     foam_measure,
     wall_ratio,
 )
-from echosclero.guidance.vessels import detect_lumens
+from echosclero.guidance.vessels import detect_lumens, detect_walled_lumens
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -140,6 +140,11 @@ class Engine:
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
         shadow = acoustic_shadow(prep)
         lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=self.vessels.known_mask(prep.shape))
+        taken = np.zeros(prep.shape, bool)
+        for lum in lumens:
+            r0, c0, r1, c1 = lum.bbox
+            taken[r0:r1, c0:c1] |= lum.mask
+        lumens += detect_walled_lumens(prep, taken=taken | shadow)
         tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
         strain = self.strain.update(prep)
         pressed = strain >= cfg.pressed_strain
@@ -151,7 +156,7 @@ class Engine:
         comp_now: dict[str, float] = {}
         tip = np.array(needle_m.tip_mm) if needle_m is not None else None
         for tr in tracks:
-            self._update_geometry(tr, prep, exclude, t, needle_m)
+            self._update_geometry(tr, prep, exclude, t, needle_m, pressed)
             c = self._update_compression(tr, strain, pressed)
             if c is not None:
                 comp_now[tr.id] = c
@@ -215,10 +220,15 @@ class Engine:
         return mask.astype(bool)
 
     def _update_geometry(self, tr: Track, prep: Prepared, exclude: np.ndarray | None, t: float,
-                         needle_m: NeedleMeasurement | None) -> None:
+                         needle_m: NeedleMeasurement | None, pressed: bool) -> None:
         mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
         px_area = mmx * mmz
-        raw, bright = foam_measure(prep, tr, exclude)
+        if pressed:
+            # under probe pressure the lumen collapses inside its resting outline and the tissue now inside
+            # that outline is not sclerosant: foam is not re-measured until the pressure is released
+            raw, bright = (tr.foam_baseline or 0.0) + tr.foam_fill * (1.0 - (tr.foam_baseline or 0.0)), None
+        else:
+            raw, bright = foam_measure(prep, tr, exclude)
         if tr.foam_baseline is None:
             tr.foam_baseline = raw
         elif tr.foam_fill < 0.02 and len(tr.foam_history) < 6:

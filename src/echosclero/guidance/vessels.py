@@ -22,7 +22,7 @@ import numpy as np
 
 from echosclero.guidance.preprocess import Prepared
 
-__all__ = ["Lumen", "is_round", "lumen_from_mask", "detect_lumens", "lumen_mask"]
+__all__ = ["Lumen", "detect_walled_lumens", "is_round", "lumen_from_mask", "detect_lumens", "lumen_mask"]
 
 #: Grey / local tissue level below which a pixel is lumen (anechoic blood is ~0.1-0.35 at 60 dB display).
 LUMEN_RATIO = 0.6
@@ -38,11 +38,18 @@ MAX_DIAMETER_MM = 16.0
 LONGITUDINAL_ELONGATION = 3.0
 #: Minimum solidity (area / convex hull area) of a transverse lumen.
 MIN_SOLIDITY = 0.82
+#: Touching lumens are split only where the neck between them is narrower than this fraction of the
+#: smaller lumen's radius (a bean-shaped single lumen has a wide waist).
+NECK_FRACTION = 0.7
+#: A component less solid than this (area / convex hull area) is tested for touching lumens.
+SPLIT_SOLIDITY = 0.95
 #: A needle (shaft, cross-section echo and their reverberations) cutting a lumen: gaps up to twice this
 #: radius (mm) are bridged inside the needle's mask.
 BRIDGE_MM = 1.0
 #: Bright wall ring around an echogenic lumen: ring grey / local tissue level.
 WALL_RATIO = 1.25
+#: A wall-ringed hole is a vessel when it fits an ellipse this well (intersection over union).
+RING_ELLIPSE_IOU = 0.9
 
 
 @dataclass(eq=False)
@@ -158,6 +165,54 @@ def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.n
                  echogenic=echogenic)
 
 
+def detect_walled_lumens(prep: Prepared, *, taken: np.ndarray | None = None) -> list[Lumen]:
+    """Echogenic lumens (a vein filled with thrombus) found as round holes enclosed by a bright wall ring.
+
+    Thrombus echoes like soft tissue, so the lumen is not dark; what remains is the vessel wall, a closed
+    bright ring (grey / tissue level >= :data:`WALL_RATIO`). Holes in the bright mask are kept when they are
+    vessel-sized, fit an ellipse (intersection over union >= :data:`RING_ELLIPSE_IOU`, axis ratio <= 2.2:
+    fascial compartments are wider and pointed) and hold echoes (not anechoic: those are found by
+    :func:`detect_lumens`). ``taken`` marks pixels of lumens already found.
+    """
+    if not prep.usable:
+        return []
+    ratio = prep.small / prep.background
+    wall = (ratio >= WALL_RATIO).astype(np.uint8)
+    wall = cv2.morphologyEx(wall, cv2.MORPH_CLOSE, _disk(0.3 / prep.mm_per_px_x))
+    contours, hier = cv2.findContours(wall, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if hier is None:
+        return []
+    mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
+    out: list[Lumen] = []
+    for cnt, h in zip(contours, hier[0], strict=True):
+        if h[3] < 0 or len(cnt) < 8:  # only holes (contours with a parent)
+            continue
+        x, y, w, hh = cv2.boundingRect(cnt)
+        eq_d = 2.0 * math.sqrt(max(cv2.contourArea(cnt), 0.0) * mmx * mmz / math.pi)
+        if not (MIN_DIAMETER_MM * 1.5 <= eq_d <= MAX_DIAMETER_MM):
+            continue
+        hole = np.zeros((hh, w), np.uint8)
+        cv2.drawContours(hole, [cnt - np.array([x, y])], -1, 1, thickness=-1)
+        (ex, ey), (ea, eb), ang = cv2.fitEllipse(cnt)
+        (_, (rw, rh), _) = cv2.minAreaRect(cnt)
+        if min(ea, eb) <= 1 or max(ea, eb) > 2.2 * min(ea, eb) or max(rw, rh) > 2.2 * max(min(rw, rh), 1.0):
+            continue
+        ell = np.zeros_like(hole)
+        cv2.ellipse(ell, ((ex - x, ey - y), (ea, eb), ang), 1, -1)
+        inter = np.count_nonzero(hole & ell)
+        if inter / max(1, np.count_nonzero(hole | ell)) < RING_ELLIPSE_IOU:
+            continue
+        inside = ratio[y:y + hh, x:x + w][hole.astype(bool)]
+        if inside.size == 0 or float(np.median(inside)) < LUMEN_RATIO:
+            continue  # anechoic: the ordinary detector's job
+        if taken is not None and np.count_nonzero(taken[y:y + hh, x:x + w] & hole.astype(bool)) > 0.3 * inside.size:
+            continue
+        lum = _measure(prep, hole, y, x, ratio, echogenic=True)
+        if lum is not None and not lum.longitudinal:
+            out.append(lum)
+    return out
+
+
 def lumen_from_mask(prep: Prepared, part: np.ndarray, row0: int, col0: int) -> Lumen | None:
     """Measure a lumen given as a uint8 mask whose top-left working pixel is ``(row0, col0)``."""
     ys, xs = np.nonzero(part)
@@ -230,6 +285,11 @@ def split_touching(comp: np.ndarray, mm_per_px: float) -> list[np.ndarray]:
     cr = np.array([c[2] for c in centres], dtype=np.float32)
     d = np.hypot(ys[:, None] - cy[None, :], xs[:, None] - cx[None, :]) / cr[None, :]
     owner = np.argmin(d, axis=1)
+    # a real contact has a narrow neck: along the cut the lumen is much thinner than either vessel
+    d_sorted = np.sort(d, axis=1)
+    cut = (d_sorted[:, 1] - d_sorted[:, 0]) < 0.08
+    if cut.any() and float(dt[ys[cut], xs[cut]].max()) > NECK_FRACTION * float(cr.min()):
+        return [comp]
     parts = []
     for i in range(len(centres)):
         part = np.zeros(comp.shape, np.uint8)
@@ -320,7 +380,7 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
         if hidden is not None:
             comp &= ~hidden[y:y + comp.shape[0], x:x + comp.shape[1]]
         parts = [comp]
-        if _solidity(comp) < MIN_SOLIDITY and not _spans_width(comp, x, prep.shape[1]):
+        if _solidity(comp) < SPLIT_SOLIDITY and not _spans_width(comp, x, prep.shape[1]):
             parts = split_touching(comp, prep.mm_per_px_x)
             if not all(is_round(part) for part in parts):
                 parts = [comp]  # not a cluster of round lumens (a bent long-axis vessel, a junction)
