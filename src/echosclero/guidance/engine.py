@@ -155,12 +155,16 @@ class Engine:
         growing: set[str] = set()
         comp_now: dict[str, float] = {}
         tip = np.array(needle_m.tip_mm) if needle_m is not None else None
+        near = None
+        if exclude is not None:
+            k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
+            near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
         for tr in tracks:
             self._update_geometry(tr, prep, exclude, t, needle_m, pressed)
             c = self._update_compression(tr, strain, pressed)
             if c is not None:
                 comp_now[tr.id] = c
-            self._update_evidence(tr, prep, t, pressed)
+            self._update_evidence(tr, prep, t, pressed, near)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             lum = tr.lumen if not (tr.lumen.occluded and tr.ref_lumen is not None) else tr.ref_lumen
             spasm = None
@@ -295,13 +299,22 @@ class Engine:
         tr.max_compressibility = c if tr.max_compressibility is None else max(tr.max_compressibility, c)
         return c
 
-    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool) -> None:
-        if tr.seen_now and not pressed and tr.foam_fill < 0.05:
+    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None) -> None:
+        # the lumen's own pulsation is read only when nothing else deforms it: no probe pressure, no foam or
+        # spasm, no needle pushing on the wall, no shadow hiding part of it
+        touched = near is not None and bool(np.any(near & tr.mask))
+        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not touched and not tr.lumen.occluded:
             tr.areas.append((t, tr.lumen.area_mm2))
             tr.walls.append((t, wall_ratio(prep, tr.mask)))
+        elif touched or tr.foam_fill >= 0.05:
+            tr.areas.clear()  # a deformed series would read as a pulse; start again once free
         cf = colour_fraction(prep, tr.mask if tr.seen_now else (tr.ref_mask if tr.ref_mask is not None else tr.mask))
         if cf is not None and not pressed:
             tr.colour.append((t, cf))
+        if tr.kind != "unknown" and not tr.seen_now:
+            return  # coasting: nothing new to weigh, the decision stands
+        if tr.kind != "unknown" and (touched or tr.foam_fill >= 0.05 or pressed) and tr.max_compressibility is None:
+            return  # the decision taken on the free vessel stands while the needle or foam deform it
         logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
                                       walls=tr.walls, max_compressibility=tr.max_compressibility)
         tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))

@@ -42,6 +42,8 @@ DOT_DIAMETER_MM = (0.3, 2.5)
 #: same depths beside it.
 TAIL_MM = 2.0
 TAIL_RATIO = 1.35
+#: Consecutive frames an out-of-plane candidate must persist before it is reported.
+OUT_OF_PLANE_CONFIRM = 3
 #: A shaft is a continuous bright line: this fraction of its length must reach the bright threshold.
 MIN_SUPPORT = 0.7
 
@@ -167,13 +169,17 @@ def _detect_cross_section(full: np.ndarray, bright: np.ndarray, mmx: float, mmz:
             continue
         if y * mmz < 1.5 or y + h + tail >= rows or x - side < 0 or x + w + side >= cols:
             continue  # the skin line, or no room for a tail
+        dot = float(full[y:y + h, x:x + w].mean())
+        if max(float(full[y:y + h, x - side:x - side + w].mean()),
+               float(full[y:y + h, x + side:x + side + w].mean())) > 0.75 * dot:
+            continue  # part of a bright line or wall running sideways, not an isolated cross-section
         below = full[y + h:y + h + tail, x:x + w].astype(np.float32)
         left = full[y + h:y + h + tail, x - side:x - side + w].astype(np.float32)
         right = full[y + h:y + h + tail, x + w + side - w:x + w + side].astype(np.float32)
         flank = 0.5 * (float(left.mean()) + float(right.mean()))
         ratio = float(below.mean()) / max(flank, 1.0)
-        if ratio < TAIL_RATIO:
-            continue
+        if ratio < TAIL_RATIO or float(below.mean()) < 1.15 * max(float(left.mean()), float(right.mean())):
+            continue  # a tail is a streak brighter than both sides, not the edge of a bright region
         score = ratio
         if prior is not None and prior.plane == "out":
             cx_mm, cz_mm = (cents[i][0] + 0.5) * mmx, (cents[i][1] + 0.5) * mmz
@@ -286,8 +292,21 @@ class NeedleTracker:
         self.t_seen: float | None = None  # time of the last measurement
         self.last: NeedleMeasurement | None = None
         self.lost_since: float | None = None
+        self._streak = 0
+        self._candidate: tuple[float, float] | None = None
 
     def update(self, m: NeedleMeasurement | None, t_s: float) -> tuple[NeedleMeasurement | None, bool]:
+        if m is not None and m.plane == "out" and (self.last is None or self.last.plane != "out"
+                                                  or self.t_seen is None or t_s - self.t_seen > self.hold_s):
+            # a bright speck with a tail is a needle only when it persists: OUT_OF_PLANE_CONFIRM frames in a row
+            near = self._candidate is not None and math.hypot(m.tip_mm[0] - self._candidate[0],
+                                                               m.tip_mm[1] - self._candidate[1]) < 1.5
+            self._streak = self._streak + 1 if near else 1
+            self._candidate = m.tip_mm
+            if self._streak < OUT_OF_PLANE_CONFIRM:
+                m = None
+        elif m is None or m.plane != "out":
+            self._streak, self._candidate = 0, None
         dt = 0.0 if self.t_last is None else max(0.0, t_s - self.t_last)
         self.t_last = t_s
         if m is not None and self.last is not None and self.t_seen is not None and self.pos is not None \
