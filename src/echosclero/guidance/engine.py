@@ -166,7 +166,9 @@ class Engine:
                 comp_now[tr.id] = c
             self._update_evidence(tr, prep, t, pressed, near)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
-            lum = tr.lumen if not (tr.lumen.occluded and tr.ref_lumen is not None) else tr.ref_lumen
+            # partly hidden (shadow) or filled (foam): report the outline as last seen free
+            hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
+            lum = tr.ref_lumen if hidden and tr.ref_lumen is not None else tr.lumen
             spasm = None
             if tr.baseline_diameter_mm and tr.foam_fill > 0:
                 spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
@@ -303,8 +305,12 @@ class Engine:
         # the lumen's own pulsation is read only when nothing else deforms it: no probe pressure, no foam or
         # spasm, no needle pushing on the wall, no shadow hiding part of it
         touched = near is not None and bool(np.any(near & tr.mask))
-        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not touched and not tr.lumen.occluded:
-            tr.areas.append((t, tr.lumen.area_mm2))
+        # a long-axis vessel's width is read along its whole visible length: a needle or a shadow over one
+        # part of it does not change it
+        hidden = (touched or tr.lumen.occluded) and not tr.lumen.longitudinal
+        touched = touched and not tr.lumen.longitudinal
+        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not hidden:
+            tr.areas.append((t, math.pi * (0.5 * tr.lumen.diameter_mm) ** 2))  # width series, any view
             tr.walls.append((t, wall_ratio(prep, tr.mask)))
         elif touched or tr.foam_fill >= 0.05:
             tr.areas.clear()  # a deformed series would read as a pulse; start again once free

@@ -132,7 +132,7 @@ def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.n
         ridge = (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8))) & (dt > 1.5)
         if ridge.sum() < 3:
             return None
-        width_mm = (2.0 * float(np.median(dt[ridge])) - 0.0) * math.sqrt(mmx * mmz)
+        width_mm = 2.0 * float(np.median(dt[ridge].astype(np.float64))) * math.sqrt(mmx * mmz)
         length_mm = area / max(width_mm, 1e-6)
         if width_mm < MIN_DIAMETER_MM or width_mm > MAX_DIAMETER_MM or length_mm < 6.0:
             return None

@@ -12,6 +12,10 @@ Real-time policy (as FAST's streamers name it):
 * ``policy="all"`` — every frame in order (recording, tests); the reader stops reading the socket while
   its queue is full, so TCP back-pressure slows the sender instead of losing frames.
 
+Each frame carries its position in the stream (``Frame.index``, gaps where frames were dropped) and
+the :func:`time.monotonic` time its message arrived (``Frame.meta["received_monotonic_s"]``), from which a
+consumer measures the latency of its results.
+
 Timeouts and reconnection (as PLUS and FAST do): when no IMAGE message arrives within
 ``receive_timeout_s``, or the server closes the connection, the source reconnects; after
 ``max_reconnects`` consecutive failures it raises :class:`~echosclero.errors.StreamError`. Nothing is
@@ -96,6 +100,8 @@ class _Image:
     calibration: Calibration
     timestamp_s: float
     device_name: str
+    received_monotonic_s: float  # time.monotonic() when the whole message had arrived
+    seq: int  # position among the IMAGE messages decoded into frames (0-based)
 
 
 class _Malformed(Exception):
@@ -195,9 +201,10 @@ class _Connection:
                     end = HEADER_SIZE + body_size
                     if len(buffer) < end:
                         break
+                    arrived_s = time.monotonic()
                     header, body = bytes(buffer[:HEADER_SIZE]), bytes(buffer[HEADER_SIZE:end])
                     del buffer[:end]
-                    self.owner._on_message(header, body, crc, self.stop)
+                    self.owner._on_message(header, body, crc, self.stop, arrived_s=arrived_s)
         finally:
             self.closed.set()
             with self.owner._cond:
@@ -311,7 +318,9 @@ class IgtlSource(Source):
         with self._cond:
             setattr(self.counters, name, getattr(self.counters, name) + n)
 
-    def _on_message(self, header: bytes, body: bytes, crc: int, stop: threading.Event) -> None:
+    def _on_message(
+        self, header: bytes, body: bytes, crc: int, stop: threading.Event, *, arrived_s: float | None = None
+    ) -> None:
         from pyigtl.messages import CRC64, ImageMessage, MessageBase
 
         try:
@@ -335,8 +344,13 @@ class IgtlSource(Source):
             logger.debug("skipping an undecodable OpenIGTLink message from %s: %r", self.source_id, exc)
             self._count("malformed")
             return
-        image = _Image(pixels, calibration, float(fields["timestamp"]), fields["device_name"])
+        if arrived_s is None:
+            arrived_s = time.monotonic()
         with self._cond:
+            image = _Image(
+                pixels, calibration, float(fields["timestamp"]), fields["device_name"], arrived_s,
+                self.counters.received,
+            )
             self.counters.received += 1
             if self._t0_s is None:
                 self._t0_s = image.timestamp_s
@@ -419,14 +433,18 @@ class IgtlSource(Source):
                 f"is running and sending IMAGE messages{self._device_text()}"
             )
 
-    def _frame(self, image: _Image, index: int) -> Frame:
+    def _frame(self, image: _Image) -> Frame:
         return Frame(
             pixels=image.pixels,
             calibration=image.calibration,
             t_s=float(image.timestamp_s - (self._t0_s if self._t0_s is not None else image.timestamp_s)),
-            index=index,
+            index=image.seq,
             source_id=self.source_id,
-            meta={"device_name": image.device_name, "timestamp_s": image.timestamp_s},
+            meta={
+                "device_name": image.device_name,
+                "timestamp_s": image.timestamp_s,
+                "received_monotonic_s": image.received_monotonic_s,
+            },
         )
 
     # ------------------------------------------------------------- public
@@ -448,8 +466,19 @@ class IgtlSource(Source):
                     "PLUS/OpenIGTLink server is running"
                 ) from exc
 
+    @property
+    def queued_frames(self) -> int:
+        """Frames received and buffered but not handed out yet (after :meth:`close`: never handed out)."""
+        with self._cond:
+            return len(self._queue) + (self._peeked is not None)
+
     def frames(self) -> Iterator[Frame]:
         """Frames as they arrive (see the class's real-time ``policy``); ends after ``max_frames``.
+
+        ``Frame.index`` is the frame's position in the stream (IMAGE messages decoded into frames, from 0):
+        with ``policy="newest"`` the indices of dropped frames are skipped. ``Frame.meta`` holds the
+        sender's ``timestamp_s``, the ``device_name`` and ``received_monotonic_s`` (``time.monotonic()``
+        when the message had fully arrived: the start of the frame's age on this machine).
 
         Raises
         ------
@@ -466,7 +495,7 @@ class IgtlSource(Source):
                 image = self._next_image()
                 with self._cond:
                     self.counters.delivered += 1
-                yield self._frame(image, index)
+                yield self._frame(image)
                 index += 1
         finally:
             self.close()
