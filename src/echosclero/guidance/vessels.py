@@ -41,6 +41,8 @@ MIN_SOLIDITY = 0.82
 #: Touching lumens are split only where the neck between them is narrower than this fraction of the
 #: smaller lumen's radius (a bean-shaped single lumen has a wide waist).
 NECK_FRACTION = 0.7
+#: Strongest distance-transform maxima examined when splitting (plateaus give many equal maxima).
+MAX_SPLIT_PEAKS = 64
 #: A component less solid than this (area / convex hull area) is tested for touching lumens.
 SPLIT_SOLIDITY = 0.95
 #: A needle (shaft, cross-section echo and their reverberations) cutting a lumen: gaps up to twice this
@@ -269,14 +271,14 @@ def split_touching(comp: np.ndarray, mm_per_px: float) -> list[np.ndarray]:
     ys, xs = np.nonzero(peaks)
     if ys.size < 2:
         return [comp]
-    order = np.argsort(-dt[ys, xs])
+    order = np.argsort(-dt[ys, xs])[:MAX_SPLIT_PEAKS]
     centres: list[tuple[int, int, float]] = []
     for k in order:
         y, x, r = int(ys[k]), int(xs[k]), float(dt[ys[k], xs[k]])
         if all(math.hypot(y - cy, x - cx) > max(r, cr) for cy, cx, cr in centres):
             centres.append((y, x, r))
-    if len(centres) < 2:
-        return [comp]
+    if not 2 <= len(centres) <= 4:
+        return [comp]  # one lumen, or a tangle that is no cluster of a few round vessels
     # each pixel goes to the lumen whose centre is nearest relative to its radius (a weighted Voronoi split,
     # which for touching discs cuts along the neck between them)
     ys, xs = np.nonzero(comp)
