@@ -52,17 +52,28 @@ def _match(found, truth):
 
 
 def evaluate(scenarios, seeds):
+    """Score every scenario of our simulator over ``seeds`` (see :func:`evaluate_cines`)."""
+    return evaluate_cines((name, (open_simulated_source(name, seed=seed).frames() for seed in seeds))
+                          for name in scenarios)
+
+
+def evaluate_cines(groups):
+    """Score the engine on cines whose frames carry ``meta["truth"]`` (the analysis schema).
+
+    ``groups``: iterable of ``(name, cines)``, ``cines`` an iterable of frame iterables (one fresh engine per
+    cine). Returns ``(per_group, overall)`` summaries.
+    """
     per = {}
     allm = {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
             "art_events": 0, "art_missed": 0, "ms": []}
-    for name in scenarios:
+    for name, cines in groups:
         m = {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
              "art_events": 0, "art_missed": 0, "ms": []}
-        for seed in seeds:
+        for frames in cines:
             eng = Engine()
             in_event = False
             event_hit = False
-            for f in open_simulated_source(name, seed=seed).frames():
+            for f in frames:
                 r = eng.process(f)
                 m["ms"].append(r.processing_ms)
                 tr = f.meta["truth"]
