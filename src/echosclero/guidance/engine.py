@@ -46,6 +46,8 @@ class EngineConfig:
     pressed_strain: float = 0.02
     #: Foam fill reported from this fraction of the lumen.
     min_foam_fill: float = 0.08
+    #: Foam may start in a lumen only this long (s) after a needle was last seen (or while foam is elsewhere).
+    injection_window_s: float = 10.0
     #: Tolerance (mm) of the tip-in-lumen test (the lumen edge blurs over ~1 PSF width).
     tip_tolerance_mm: float = 0.4
     #: Largest strain searched by the compression estimator.
@@ -116,6 +118,13 @@ class Engine:
         self._pressed_once = False
         self._shape: tuple[int, int] | None = None
         self._last_t: float | None = None
+        self._needle_seen_t: float | None = None
+
+    def _injecting(self, t: float) -> bool:
+        """A needle was seen within :attr:`EngineConfig.injection_window_s`, or foam is already in a vessel."""
+        if self._needle_seen_t is not None and t - self._needle_seen_t <= self.config.injection_window_s:
+            return True
+        return any(tr.foam_fill >= self.config.min_foam_fill for tr in self.vessels.tracks)
 
     # ------------------------------------------------------------------------------------------------
     def process(self, frame: Frame) -> FrameResult:
@@ -137,6 +146,8 @@ class Engine:
         cfg = self.config
         meas = detect_needle(prep, prior=self.needle.last)
         needle_m, needle_lost = self.needle.update(meas, t)
+        if needle_m is not None:
+            self._needle_seen_t = t
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
         shadow = acoustic_shadow(prep)
         lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=self.vessels.known_mask(prep.shape))
@@ -240,6 +251,10 @@ class Engine:
         elif tr.foam_fill < 0.02 and len(tr.foam_history) < 6:
             tr.foam_baseline = 0.7 * tr.foam_baseline + 0.3 * min(raw, tr.foam_baseline + 0.05)
         fill = max(0.0, (raw - tr.foam_baseline) / max(1e-6, 1.0 - tr.foam_baseline))
+        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._injecting(t):
+            # sclerosant only comes from an injection: echoes appearing in a lumen with no needle seen in the
+            # last seconds and no foam anywhere are the lumen collapsing (probe pressure), not foam
+            fill = 0.0
         tr.foam_fill = fill
         tr.foam_history.append((t, fill))
         lum = tr.lumen
