@@ -29,6 +29,9 @@ MAX_ANGLE_DEG = 75.0
 MIN_SHAFT_MM = 3.0
 #: How long the tracker holds a tip without measurement (s) before declaring the needle lost.
 HOLD_S = 0.5
+#: How far beyond the end of the Hough segment the tip is searched along the shaft (mm): inside a lumen
+#: the last millimetres of the shaft echo weakly and the segment stops short.
+TIP_SEARCH_MM = 4.0
 #: Bevel echo and PSF: the bright echo extends this far (mm) beyond the geometric tip.
 TIP_ECHO_MM = 0.25
 #: Fastest plausible needle advance (mm/s); a tip that jumps further is an echo continuing the shaft.
@@ -250,7 +253,7 @@ def _refine_tip(full: np.ndarray, tip: np.ndarray, d: np.ndarray, mmx: float, mm
     """Move the tip along the shaft direction ``d`` to where the echo falls below half-way to the tissue."""
     rows, cols = full.shape
     step = 0.5 * min(mmx, mmz)
-    s = np.arange(-2.0, 2.0, step)
+    s = np.arange(-2.0, TIP_SEARCH_MM, step)
     n = np.array([-d[1], d[0]])
     offs = np.array([-0.15, 0.0, 0.15])
     pts = tip[None, None, :] + s[:, None, None] * d[None, None, :] + offs[None, :, None] * n[None, None, :]
