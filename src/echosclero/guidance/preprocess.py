@@ -9,7 +9,7 @@ dynamic range moves the threshold with the image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -68,6 +68,15 @@ class Prepared:
     level_hi: float
     usable: bool
     reason: str = ""
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Grey relative to the local tissue level (``small / background``), computed once per frame."""
+        cached = self._cache.get("ratio")
+        if cached is None:
+            cached = self._cache["ratio"] = self.small / self.background
+        return cached
 
     @property
     def shape(self) -> tuple[int, int]:

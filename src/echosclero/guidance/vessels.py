@@ -178,7 +178,7 @@ def detect_walled_lumens(prep: Prepared, *, taken: np.ndarray | None = None) -> 
     """
     if not prep.usable:
         return []
-    ratio = prep.small / prep.background
+    ratio = prep.ratio
     wall = (ratio >= WALL_RATIO).astype(np.uint8)
     wall = cv2.morphologyEx(wall, cv2.MORPH_CLOSE, _disk(0.3 / prep.mm_per_px_x))
     contours, hier = cv2.findContours(wall, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
@@ -221,7 +221,7 @@ def lumen_from_mask(prep: Prepared, part: np.ndarray, row0: int, col0: int) -> L
     if ys.size == 0:
         return None
     crop = np.ascontiguousarray(part[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
-    return _measure(prep, crop, row0 + int(ys.min()), col0 + int(xs.min()), prep.small / prep.background,
+    return _measure(prep, crop, row0 + int(ys.min()), col0 + int(xs.min()), prep.ratio,
                     echogenic=False)
 
 
@@ -355,7 +355,7 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
     """
     if not prep.usable:
         return []
-    ratio = prep.small / prep.background
+    ratio = prep.ratio
     m = lumen_mask(prep)
     if ignore is not None:
         # a needle crossing a lumen: bridge the gap only where lumen lies on both sides
