@@ -10,13 +10,15 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test test-fast lint bench clean help
+.PHONY: demo test test-fast lint bench bench-peers train-unet clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo    simulated guided injection -> out/demo/ (MP4, contact sheet PNG, DICOM, truth.json)"
 	@echo "make test    ruff + the full test suite"
 	@echo "make bench   speed and accuracy benchmarks -> docs/benchmarks.md"
+	@echo "make train-unet   re-train the U-Net peer (separate venv with CPU torch) -> benchmarks/peers/unet_lumen.onnx"
+	@echo "make bench-peers  U-Net (onnxruntime) and FAST peers vs the engine -> docs/benchmarks-peers.md"
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -40,6 +42,22 @@ test-fast: $(VENV)/.synced
 
 bench: $(VENV)/.synced
 	$(VENV)/bin/python -m benchmarks $(BENCH)
+
+# The U-Net peer's training needs PyTorch, kept out of the project's environment (run time needs onnxruntime only).
+TRAIN_VENV := .venv-train
+
+$(TRAIN_VENV)/.ok:
+	$(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install --quiet torch==2.13.0 onnx numpy opencv-python-headless scipy
+	@touch $@
+
+train-unet: $(TRAIN_VENV)/.ok
+	PYTHONPATH=src:. nice -n 10 $(TRAIN_VENV)/bin/python -m benchmarks.peers.train_unet $(TRAIN)
+
+# FAST (pyfast, group "peers") also needs Debian's libusb-1.0-0 and pocl-opencl-icd (apt-get install).
+bench-peers: $(VENV)/.synced
+	$(UV) sync --frozen --python $(PYTHON) --group peers
+	$(VENV)/bin/python -m benchmarks.bench_peers $(BENCH)
 
 clean:
 	rm -rf out .pytest_cache
