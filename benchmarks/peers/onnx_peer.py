@@ -9,8 +9,8 @@ Decision rule: the most probable class per pixel. FAST's ``SegmentationNetwork``
 probability, so with a zero threshold it is the arg-max, ties going to the lower class).
 
 Post-processing, deliberately simple (what a user of a plain segmentation network would write): connected
-components of the lumen mask (vein or artery, 8-connected); components smaller than a 1 mm equivalent
-diameter are dropped; the kind is the majority class of the component; a component whose minimum-area
+components (8-connected) of the vein mask and of the artery mask, each vessel taking its mask's kind;
+components smaller than a 1 mm equivalent diameter are dropped; a component whose minimum-area
 rectangle is at least 3 times longer than wide is a longitudinal view (diameter = area / length), otherwise a
 transverse one (diameter = equivalent-circle diameter). Positions are pixel centres:
 ``x_mm = (col + 0.5) * mm_per_px_x``, ``z_mm = (row + 0.5) * mm_per_px_z``.
@@ -89,19 +89,24 @@ def vessels_from_labels(labels: np.ndarray, mm_per_px_x: float, mm_per_px_z: flo
     min_diameter_mm
         Components with a smaller equivalent-circle diameter are dropped.
     """
-    lumen = (labels > 0).astype(np.uint8)
-    n, comp, stats, centroids = cv2.connectedComponentsWithStats(lumen, connectivity=8)
     px_area_mm2 = mm_per_px_x * mm_per_px_z
     min_area_px = math.pi * (min_diameter_mm / 2) ** 2 / px_area_mm2
+    out = []
+    for kind, value in (("vein", VEIN), ("artery", ARTERY)):
+        out += _components(labels == value, kind, mm_per_px_x, mm_per_px_z, min_area_px)
+    return out
+
+
+def _components(mask: np.ndarray, kind: str, mm_per_px_x: float, mm_per_px_z: float, min_area_px: float
+                ) -> list[PeerVessel]:
+    n, comp, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    px_area_mm2 = mm_per_px_x * mm_per_px_z
     out = []
     for i in range(1, n):
         x0, y0, w, h, area_px = (int(v) for v in stats[i])
         if area_px < min_area_px:
             continue
         sub = comp[y0:y0 + h, x0:x0 + w] == i
-        lab = labels[y0:y0 + h, x0:x0 + w][sub]
-        n_art = int(np.count_nonzero(lab == ARTERY))
-        kind = "artery" if n_art > int(np.count_nonzero(lab == VEIN)) else "vein"
         contours, _ = cv2.findContours(sub.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         pts = max(contours, key=len).reshape(-1, 2).astype(np.float64)
         contour_mm = np.stack([(pts[:, 0] + x0 + 0.5) * mm_per_px_x, (pts[:, 1] + y0 + 0.5) * mm_per_px_z], 1)
