@@ -1,9 +1,11 @@
 """Load benchmark of the clinic-record API: p50/p95/p99 latency at a fixed request rate (open loop).
 
-Starts ``echosclero serve`` on a free loopback port with a fresh database (SQLite file; PostgreSQL too
-when ``ECHOSCLERO_TEST_POSTGRES_URL`` is set), seeds users, patients and sessions, then sends a realistic
-mix at ``--rate`` requests/s for ``--duration`` s from one asyncio client on the same machine (so the
-client shares the CPU with the server: the figures are conservative). Writes
+Starts ``echosclero serve [--workers N]`` on a free loopback port with a fresh database (SQLite file;
+PostgreSQL too when ``ECHOSCLERO_TEST_POSTGRES_URL`` is set), seeds users, patients and sessions, then
+sends a realistic mix at ``--rate`` requests/s for ``--duration`` s from one asyncio client on the same
+machine, so the client shares the CPU with the server. The client speaks HTTP/1.1 over keep-alive
+connections itself (a few hundred microseconds of CPU per request; httpx cost 2-4 ms, as much as the server).
+Records the CPU time of client and server, the load average before and after, and the machine. Writes
 ``benchmarks/results/api_load.json``.
 
 Mix (weights): read a patient 30, read a session with its injections and totals 15, search patients 10,
@@ -11,6 +13,7 @@ list follow-ups 10, aftercare instructions 5, record an injection 15 (dose check
 book an appointment 5.
 
     .venv/bin/python benchmarks/bench_api_load.py [--rate 200] [--duration 60] [--backend sqlite|postgres|all]
+                                                  [--workers 1]
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -91,84 +96,139 @@ async def _seed(c: httpx.AsyncClient, n_patients: int) -> tuple[list[int], list[
     return pids, sids
 
 
-async def _one(c, kind, pids, sids, rng):
+def _request(kind: str, pids: list[int], sids: list[int], rng: random.Random) -> tuple[str, str, dict | None]:
+    """(method, path, JSON body) of one request of the mix."""
     pid, sid = rng.choice(pids), rng.choice(sids)
     if kind == "get_patient":
-        return await c.get(f"/api/patients/{pid}")
+        return "GET", f"/api/patients/{pid}", None
     if kind == "get_session":
-        return await c.get(f"/api/sessions/{sid}")
+        return "GET", f"/api/sessions/{sid}", None
     if kind == "search":
-        return await c.get("/api/patients", params={"q": f"bench{rng.randrange(100):02d}", "limit": 20})
+        return "GET", f"/api/patients?q=bench{rng.randrange(100):02d}&limit=20", None
     if kind == "followups":
-        return await c.get(f"/api/patients/{pid}/followups")
+        return "GET", f"/api/patients/{pid}/followups", None
     if kind == "instructions":
-        return await c.get(f"/api/patients/{pid}/instructions", params={"regimen": "spider"})
+        return "GET", f"/api/patients/{pid}/instructions?regimen=spider", None
     if kind == "post_injection":  # small doses: 0.1 mL of 0.5% liquid into spider veins (0.5 mg)
-        return await c.post(
-            f"/api/sessions/{sid}/injections",
-            json={
-                "segment": "TEL",
-                "agent": "polidocanol",
-                "concentration_pct": 0.5,
-                "volume_ml": 0.1,
-                "form": "liquid",
-                "ultrasound_confirmed": True,
-            },
-        )
+        body = {
+            "segment": "TEL",
+            "agent": "polidocanol",
+            "concentration_pct": 0.5,
+            "volume_ml": 0.1,
+            "form": "liquid",
+            "ultrasound_confirmed": True,
+        }
+        return "POST", f"/api/sessions/{sid}/injections", body
     if kind == "post_patient":
-        return await c.post(
-            "/api/patients",
-            json={
-                "family_name": f"New{rng.randrange(10**6)}",
-                "given_name": "Q",
-                "birth_date": "1980-01-01",
-                "sex": "male",
-                "weight_kg": 82,
-            },
-        )
+        body = {
+            "family_name": f"New{rng.randrange(10**6)}",
+            "given_name": "Q",
+            "birth_date": "1980-01-01",
+            "sex": "male",
+            "weight_kg": 82,
+        }
+        return "POST", "/api/patients", body
     start = (datetime.now(UTC) + timedelta(days=rng.randrange(3, 60), minutes=rng.randrange(600))).isoformat()
-    return await c.post("/api/appointments", json={"patient_id": pid, "kind": "followup", "start": start})
+    return "POST", "/api/appointments", {"patient_id": pid, "kind": "followup", "start": start}
+
+
+class _Client:
+    """Keep-alive HTTP/1.1 connections to one server, opened as needed, each carrying one request at a time.
+
+    A connection idle for longer than ``IDLE_S`` is not reused: the server closes idle connections after 5 s
+    (uvicorn's keep-alive timeout), and a request written into one it has just closed is lost unanswered."""
+
+    IDLE_S = 3.0
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n".encode()
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        now = time.monotonic()
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if now - since < self.IDLE_S:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method: str, path: str, body: dict | None) -> int:
+        reader, writer = await self._conn()
+        data = b"" if body is None else json.dumps(body).encode()
+        extra = b"Content-Type: application/json\r\n" if body is not None else b""
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\n".encode()
+            + self.head
+            + extra
+            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length, close = 0, False
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if close:
+            writer.close()
+        else:
+            self.idle.append((reader, writer, time.monotonic()))
+        return status
+
+    def close(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+        self.idle.clear()
 
 
 async def _load(base: str, token: str, rate: float, duration: float, seed: int) -> dict:
     rng = random.Random(seed)
     kinds = [k for k, w in MIX for _ in range(w)]
-    # several small connection pools: one large httpx pool becomes CPU-bound on its own queue under backlog
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-    auth = {"Authorization": f"Bearer {token}"}
-    clients = [httpx.AsyncClient(base_url=base, headers=auth, timeout=30, limits=limits) for _ in range(8)]
-    try:
-        pids, sids = await _seed(clients[0], 200)
-        lat: dict[str, list[float]] = {k: [] for k, _ in MIX}
-        codes: dict[str, int] = {}
-        errors = 0
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        pids, sids = await _seed(c, 200)
+    host, port = base.removeprefix("http://").split(":")
+    client = _Client(host, int(port), token)
+    lat: dict[str, list[float]] = {k: [] for k, _ in MIX}
+    codes: dict[str, int] = {}
+    errors = 0
 
-        async def fire(kind):
-            nonlocal errors
-            t0 = time.perf_counter()
-            try:
-                r = await _one(rng.choice(clients), kind, pids, sids, rng)
-                codes[str(r.status_code)] = codes.get(str(r.status_code), 0) + 1
-                if r.status_code >= 400:
-                    errors += 1
-            except httpx.HTTPError as exc:
+    async def fire(kind):
+        nonlocal errors
+        method, path, body = _request(kind, pids, sids, rng)
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(60):
+                status = await client.request(method, path, body)
+            codes[str(status)] = codes.get(str(status), 0) + 1
+            if status >= 400:
                 errors += 1
-                codes[type(exc).__name__] = codes.get(type(exc).__name__, 0) + 1
-            lat[kind].append(time.perf_counter() - t0)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
+            errors += 1
+            codes[type(exc).__name__] = codes.get(type(exc).__name__, 0) + 1
+        lat[kind].append(time.perf_counter() - t0)
 
-        tasks = []
-        n = int(rate * duration)
-        t_start = time.perf_counter()
-        for i in range(n):  # open loop: request i is sent at t_start + i / rate, whatever the server does
-            delay = t_start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(fire(rng.choice(kinds))))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t_start
-    finally:
-        for cl in clients:
-            await cl.aclose()
+    tasks = []
+    n = int(rate * duration)
+    t_start = time.perf_counter()
+    for i in range(n):  # open loop: request i is sent at t_start + i / rate, whatever the server does
+        delay = t_start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(rng.choice(kinds))))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t_start
+    client.close()
     every = sorted(x for v in lat.values() for x in v)
 
     def pct(xs, q):
@@ -188,12 +248,25 @@ async def _load(base: str, token: str, rate: float, duration: float, seed: int) 
     }
 
 
-def run_backend(name: str, url: str, rate: float, duration: float) -> dict:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (uvicorn workers), from /proc (Linux); 0 elsewhere."""
+    total = 0.0
+    try:
+        kids = [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        for p in [pid, *kids]:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def run_backend(name: str, url: str, rate: float, duration: float, *, workers: int = 1) -> dict:
     token = _seed_users(url)
     port = _port()
     env = os.environ | {"ECHOSCLERO_DATABASE_URL": url, "ECHOSCLERO_SECRET_KEY": SECRET}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "echosclero", "serve", "--port", str(port)],
+        [sys.executable, "-m", "echosclero", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -206,7 +279,13 @@ def run_backend(name: str, url: str, rate: float, duration: float) -> dict:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        load_before = os.getloadavg()
+        client0 = resource.getrusage(resource.RUSAGE_SELF)
+        server0 = _cpu_s(proc.pid)
         result = asyncio.run(_load(base, token, rate, duration, seed=7))
+        client1 = resource.getrusage(resource.RUSAGE_SELF)
+        server1 = _cpu_s(proc.pid)
+        load_after = os.getloadavg()
     finally:
         proc.terminate()
         try:
@@ -214,7 +293,36 @@ def run_backend(name: str, url: str, rate: float, duration: float) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    return {"backend": name, "rate_rps": rate, "duration_s": duration, **result}
+    client_cpu = client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime
+    return {
+        "backend": name,
+        "workers": workers,
+        "rate_rps": rate,
+        "duration_s": duration,
+        **result,
+        "client_cpu_s": round(client_cpu, 1),
+        "server_cpu_s": round(server1 - server0, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+    }
+
+
+def _machine() -> dict:
+    model = ""
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
 
 
 def main(argv=None) -> int:
@@ -222,14 +330,16 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (echosclero serve --workers)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "api_load.json"))
     args = ap.parse_args(argv)
-    if not (0 < args.rate <= 1000 and 0 < args.duration <= 600):
-        ap.error("--rate must be in (0, 1000] and --duration in (0, 600] (bounded load, loopback only)")
+    if not (0 < args.rate <= 1000 and 0 < args.duration <= 600 and 1 <= args.workers <= 8):
+        ap.error("--rate must be in (0, 1000], --duration in (0, 600] and --workers in [1, 8] (bounded load)")
     runs = []
     if args.backend in ("sqlite", "all"):
         folder = Path(tempfile.mkdtemp(prefix="echosclero-bench-"))
-        runs.append(run_backend("sqlite", f"sqlite:///{folder / 'clinic.db'}", args.rate, args.duration))
+        url = f"sqlite:///{folder / 'clinic.db'}"
+        runs.append(run_backend("sqlite", url, args.rate, args.duration, workers=args.workers))
         print(json.dumps(runs[-1]))
     pg = os.environ.get("ECHOSCLERO_TEST_POSTGRES_URL")
     if args.backend in ("postgres", "all"):
@@ -243,23 +353,14 @@ def main(argv=None) -> int:
             upgrade(e)
             reset_postgres(e)
             e.dispose()
-            runs.append(run_backend("postgresql", url, args.rate, args.duration))
+            runs.append(run_backend("postgresql", url, args.rate, args.duration, workers=args.workers))
             print(json.dumps(runs[-1]))
         else:
             print("bench_api_load: ECHOSCLERO_TEST_POSTGRES_URL not set; PostgreSQL skipped", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        json.dumps(
-            {
-                "schema": "echosclero.bench.api_load/1",
-                "cpu_count": os.cpu_count(),
-                "python": sys.version.split()[0],
-                "runs": runs,
-            },
-            indent=2,
-        )
-        + "\n"
+        json.dumps({"schema": "echosclero.bench.api_load/2", **_machine(), "runs": runs}, indent=2) + "\n"
     )
     return 0
 

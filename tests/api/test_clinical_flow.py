@@ -35,10 +35,14 @@ def test_full_pathway(client, make, auth, today):
         {
             "exam_date": today.isoformat(),
             "limb": "left",
-            "vein_map": {"segments": [{"code": "GSV", "reflux_ms": 1200}]},
+            "vein_map": {
+                "schema": "echosclero.veinmap/1",
+                "findings": [{"segment": "GSV", "leg": "L", "reflux_ms": 1200}],
+            },
         },
     )
-    assert client.get(f"/api/exams/{exam['id']}", headers=h).json()["vein_map"]["segments"][0]["reflux_ms"] == 1200
+    finding = client.get(f"/api/exams/{exam['id']}", headers=h).json()["vein_map"]["findings"][0]
+    assert (finding["reflux_ms"], finding["leg"], finding["status"]) == (1200, "left", "incompetent")
     make.post(
         f"/api/patients/{pid}/assessments",
         {

@@ -55,6 +55,15 @@ def seeded():
             json={"family_name": "Fuzz", "given_name": "Z", "birth_date": "1970-01-01", "sex": "male", "weight_kg": 80},
         ).json()["id"]
         c.post(f"/api/patients/{pid}/candidacy", headers=h, json={"assessed_on": "2024-01-01", "present": []})
+        c.post(
+            f"/api/patients/{pid}/exams",
+            headers=h,
+            json={
+                "exam_date": "2024-01-01",
+                "limb": "both",
+                "vein_map": {"schema": "echosclero.veinmap/1", "findings": [{"segment": "GSVa", "leg": "left"}]},
+            },
+        )
         sid = c.post(f"/api/patients/{pid}/sessions", headers=h, json={"date": "2024-01-02", "limb": "left"}).json()[
             "id"
         ]

@@ -1,75 +1,27 @@
 """Killing the server (SIGKILL) in the middle of a burst of writes loses nothing that was acknowledged."""
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
+from server_process import fresh_database, physician_token, running_server
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from echosclero.api.security import create_token, hash_password
 from echosclero.store.db import make_engine
-from echosclero.store.migrate import upgrade
-from echosclero.store.models import Patient, User
-from echosclero.store.testing import postgres_database, reset_postgres
+from echosclero.store.models import Patient
 
 SECRET = "sigkill-secret-key-0123456789-abcdefghijklmnop"
-PG_URL = os.environ.get("ECHOSCLERO_TEST_POSTGRES_URL")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_acknowledged_writes_survive_sigkill(tmp_path, backend):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'clinic.db'}"
-    else:
-        if not PG_URL:
-            pytest.skip("PostgreSQL not available: set ECHOSCLERO_TEST_POSTGRES_URL")
-        url = postgres_database(PG_URL, "kill_" + os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    url = fresh_database(backend, tmp_path, "kill")
+    token = physician_token(url, secret=SECRET)
     engine = make_engine(url)
-    upgrade(engine)
-    if backend == "postgres":
-        reset_postgres(engine)
-    with OrmSession(engine) as db:
-        u = User(username="doc", role="physician", password_hash=hash_password("x" * 12), active=True)
-        db.add(u)
-        db.commit()
-        token = create_token(user_id=u.id, role="physician", secret=SECRET, minutes=10)
-    port = _free_port()
-    env = os.environ | {
-        "ECHOSCLERO_DATABASE_URL": url,
-        "ECHOSCLERO_SECRET_KEY": SECRET,
-        "ECHOSCLERO_DATA_DIR": str(tmp_path),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "echosclero", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"server did not start: {proc.stderr.read().decode()[-2000:] if proc.poll() else ''}")
-            time.sleep(0.1)
+    with running_server(url, secret=SECRET, env={"ECHOSCLERO_DATA_DIR": str(tmp_path)}) as (proc, base):
         acked: list[tuple[int, str]] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -106,10 +58,6 @@ def test_acknowledged_writes_survive_sigkill(tmp_path, backend):
         stop.set()
         for t in threads:
             t.join(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
     assert len(acked) > 10, "the burst did not get going before the kill"
     engine.dispose()
     engine = make_engine(url)

@@ -69,6 +69,14 @@ def test_plan_totals_over_a_session_only_warn():
 
 def test_plan_item_rules_refuse():
     vs = check_plan([_d("FV")], weight_kg=70, rules=RB)
-    assert any(v.rule.code == "DEEP_VEIN_TARGET" and v.refuses and v.field.startswith("items.0") for v in vs)
+    # no published source read for it yet: a [verify] rule, so it warns (shared/CLINICAL.md conventions)
+    assert any(v.rule.code == "DEEP_VEIN_TARGET" and not v.refuses and v.field.startswith("items.0") for v in vs)
     vs = check_plan([_d("CPV", ml=3.0)], weight_kg=70, rules=RB)
     assert any(v.rule.code == "FOAM_PUNCTURE_PERFORATOR_MAX_ML" and v.refuses for v in vs)
+
+
+def test_pregnancy_is_relative_as_in_clinical_md_with_nice_cited():
+    a = assess(["pregnancy"], foam=False)
+    assert not a.blocks and [c.code for c in a.relative] == ["pregnancy"]
+    assert "NICE CG168" in a.relative[0].source and "UIP" in a.relative[0].source
+    assert {v.rule.code for v in check_candidacy_gate(a, rules=RB)} == {"CANDIDACY_RELATIVE"}

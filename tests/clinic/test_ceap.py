@@ -58,3 +58,36 @@ def test_calculator_from_signs_and_duplex():
     with pytest.raises(CeapError):
         ceap_from_findings(ClinicalSigns(varicose_veins=True, recurrent_varicose_veins=True))
     assert c.to_json()["basic"] == "C4cS Ep As,p Pr"
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("C2", "C2"),
+        ("C2S", "C2S"),
+        ("C4A", None),  # C4 + A, and C4 is not a 2020 class: refused below
+        ("C4a", "C4a"),
+        ("c2, 4a s", "C2,4aS"),
+        ("C2 , C3 , S", "C2,3S"),
+        ("C2,4a,S Ep As,p Pr", "C2,4aS Ep As,p Pr"),
+    ],
+)
+def test_parse_ceap_full_or_clinical_part(text, canonical):
+    from echosclero.clinic.ceap import parse_ceap
+
+    if canonical is None:  # "C4A" reads as C4 + A (asymptomatic); C4 was split into C4a/b/c in 2020
+        with pytest.raises(CeapError, match="unknown CEAP clinical class 'C4'"):
+            parse_ceap(text)
+        return
+    assert parse_ceap(text) == canonical
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("", "empty"), ("2", "cannot read"), ("C0,2", "C0"), ("C6,6rS", "C6r replaces"), ("C2S Ep", "cannot read")],
+)
+def test_parse_ceap_refuses_with_the_reason(text, fragment):
+    from echosclero.clinic.ceap import parse_ceap
+
+    with pytest.raises(CeapError, match=fragment):
+        parse_ceap(text)

@@ -159,9 +159,11 @@ def test_sts_does_not_count_towards_polidocanol_daily_limit():
     assert "POLIDOCANOL_DAILY_MG_PER_KG" not in codes(check_injection(liquid(ml=0.1, pct=1), ctx, rules=RB))
 
 
-def test_concentration_ceiling_and_deep_vein_refuse():
+def test_concentration_ceiling_refuses_and_deep_vein_warns():
     assert "MAX_CONCENTRATION_PCT" in refused(check_concentration("GSV", POL, "foam", 4.0, rules=RB))
-    assert "DEEP_VEIN_TARGET" in refused(check_concentration("FV", POL, "foam", 1.0, rules=RB))
+    deep = check_concentration("FV", POL, "foam", 1.0, rules=RB)
+    assert "DEEP_VEIN_TARGET" in codes(deep) and not refused(deep)  # [verify]: no source read yet, so it warns
+    assert RB["DEEP_VEIN_TARGET"].mark.value == "verify"
 
 
 @pytest.mark.parametrize(
@@ -267,3 +269,40 @@ def test_property_totals_add_up(ds):
     assert t.volume_ml == pytest.approx(sum(d.volume_ml for d in ds))
     assert t.polidocanol_mg + t.sts_mg == pytest.approx(sum(d.mass_mg for d in ds))
     assert t.liquid_ml <= t.volume_ml + 1e-9
+
+
+def canister(seg="GSV", ml=5.0):
+    return Dose(seg, POL, Form.CANISTER_FOAM, 1.0, ml)
+
+
+def test_canister_foam_is_polidocanol_1_percent_without_a_ratio():
+    assert canister(ml=10).mass_mg == pytest.approx(13.0)  # [verify] 1.3 mg/mL of foam
+    assert Form.CANISTER_FOAM.is_foam and Form.FOAM.is_foam and not Form.LIQUID.is_foam
+    with pytest.raises(InputError, match="polidocanol 1%"):
+        Dose("GSV", POL, Form.CANISTER_FOAM, 2.0, 1.0)
+    with pytest.raises(InputError, match="agent must be polidocanol"):
+        Dose("GSV", STS, Form.CANISTER_FOAM, 1.0, 1.0)
+    with pytest.raises(InputError, match="its own gas and ratio"):
+        Dose("GSV", POL, Form.CANISTER_FOAM, 1.0, 1.0, "1:4")
+
+
+def test_canister_foam_label_rules():
+    ctx = DoseContext(weight_kg=70)
+    assert not refused(check_injection(canister(ml=5), ctx, rules=RB))
+    assert refused(check_injection(canister(ml=5.5), ctx, rules=RB)) == {"CANISTER_FOAM_INJECTION_MAX_ML"}
+    three = DoseContext(weight_kg=70, given_today=[canister()] * 3, given_this_session=[canister()] * 3)
+    assert refused(check_injection(canister(ml=0.5), three, rules=RB)) == {"CANISTER_FOAM_SESSION_MAX_ML"}
+    # 15 mL of canister foam is not held to the 10 mL per session of physician-made foam, and vice versa
+    two = DoseContext(weight_kg=70, given_today=[canister()] * 2, given_this_session=[canister()] * 2)
+    assert not refused(check_injection(canister(ml=5), two, rules=RB))
+    assert not refused(check_injection(foam(ml=4), two, rules=RB))
+    soon = DoseContext(weight_kg=70, days_since_last_canister_foam_session=4)
+    assert refused(check_injection(canister(ml=1), soon, rules=RB)) == {"CANISTER_FOAM_SESSION_INTERVAL_DAYS"}
+    ok = DoseContext(weight_kg=70, days_since_last_canister_foam_session=5, days_since_last_foam_session=1)
+    assert not codes(check_injection(canister(ml=1), ok, rules=RB))
+    for code in ("INJECTION_MAX_ML", "SESSION_MAX_ML", "SESSION_INTERVAL_DAYS"):
+        code = "CANISTER_FOAM_" + code
+        assert RB[code].citation.startswith("[label] Varithena")
+    unconfirmed = DoseContext(weight_kg=70, ultrasound_confirmed=False)
+    assert "ULTRASOUND_CONFIRMATION_FOAM" in codes(check_injection(canister(ml=1), unconfirmed, rules=RB))
+    assert remaining(two, rules=RB)["canister_foam_ml_session"] == 5

@@ -13,7 +13,7 @@ from echosclero.api.settings import Settings
 from echosclero.store.db import make_engine, make_sessionmaker
 from echosclero.store.migrate import upgrade
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_worker_app"]
 
 DESCRIPTION = """\
 The EchoSclero clinic record. Sign in with `POST /api/token` (OAuth2 password flow) and send
@@ -41,15 +41,23 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.public_limiter = RateLimiter(settings.public_requests_per_hour, 3600.0)
-    app.state.public_global_limiter = RateLimiter(max(100, settings.public_requests_per_hour * 20), 3600.0)
-    app.state.login_limiter = RateLimiter(settings.login_failures_per_15min, 900.0)
+    # rate limits live in the database: they hold across the processes of `serve --workers N`
+    app.state.public_limiter = RateLimiter("public", settings.public_requests_per_hour, 3600.0)
+    app.state.public_global_limiter = RateLimiter(
+        "public_all", max(100, settings.public_requests_per_hour * 20), 3600.0
+    )
+    app.state.login_limiter = RateLimiter("login_failed", settings.login_failures_per_15min, 900.0)
     errors.install(app)
     for module in (auth, patients, treatment, followup, appointments, admin):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["public"])
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one ``echosclero serve --workers N`` process (the parent has migrated the database)."""
+    return create_app(Settings.from_env(), migrate=False)

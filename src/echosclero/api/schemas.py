@@ -7,7 +7,6 @@ surrogates, numbers are finite, dates lie in plausible ranges, ids fit in 31 bit
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -25,7 +24,7 @@ from pydantic import (
 from echosclero.clinic import patient as pt
 from echosclero.clinic.appointments import AppointmentKind, AppointmentStatus, RequestStatus, check_contact
 from echosclero.clinic.candidacy import get_contraindication
-from echosclero.clinic.dosing import Agent, Form, Gas, parse_ratio
+from echosclero.clinic.dosing import CANISTER_FOAM_CONCENTRATION_PCT, Agent, Form, Gas, parse_ratio
 from echosclero.clinic.followup import ComplicationType, FollowupKind, SegmentOutcome, Severity
 from echosclero.clinic.roles import Role
 from echosclero.clinic.segments import get_segment
@@ -213,53 +212,68 @@ class ConsentOut(Out):
     created_at: datetime
 
 
-MAX_MAP_CHARS = 2_000_000
+class FindingIn(In):
+    """One segment of one leg in a duplex vein map (the fields of :class:`echosclero.mapping.model.SegmentFinding`)."""
+
+    segment: SegmentCode
+    leg: Annotated[str, StringConstraints(strip_whitespace=True, max_length=10)] = Field(
+        description="'left' or 'right' (or 'L'/'R')"
+    )
+    diameter_mm: Annotated[float, Field(gt=0, le=40)] | None = None
+    reflux_ms: Annotated[float, Field(ge=0, le=20_000)] | None = None
+    competent: bool | None = Field(None, description="the examiner's verdict; null lets the published cut-off decide")
+    occluded: bool = False
+    thrombosed: bool = False
+    previously_treated: bool = False
+    label: Short = Field("", description="a named tributary or a perforator's location (e.g. 'Boyd')")
+    note: Note = ""
+    incompetent: bool | None = Field(None, description="computed by the server; ignored on input")
+    status: Short | None = Field(None, description="computed by the server; ignored on input")
 
 
-def _check_json(value: Any, depth: int = 0) -> None:
-    if depth > 32:
-        raise ValueError("vein map nested deeper than 32 levels")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _text(k)
-            _check_json(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_json(v, depth + 1)
-    elif isinstance(value, str):
-        _text(value)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("vein map holds a non-finite number")
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-        raise ValueError("vein map holds an integer too large to store exactly")
+class VeinMapIn(In):
+    """A duplex vein map as :class:`echosclero.mapping.model.VeinMap` writes it (``to_json``)."""
 
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    schema_: Literal["echosclero.veinmap/1"] = Field("echosclero.veinmap/1", alias="schema")
+    findings: list[FindingIn] = Field(default_factory=list, max_length=400)
 
-def _vein_map(value: dict[str, Any]) -> dict[str, Any]:
-    import json
+    def vein_map(self):
+        """The validated :class:`~echosclero.mapping.model.VeinMap` (competence against the published reflux
+        cut-offs, contradictory findings, one finding per leg, segment and label)."""
+        from echosclero.mapping.model import SegmentFinding, VeinMap
 
-    _check_json(value)
-    if len(json.dumps(value)) > MAX_MAP_CHARS:
-        raise ValueError(f"vein map larger than {MAX_MAP_CHARS} characters")
-    try:  # the mapping model, when echosclero.mapping provides a validator, has the last word
-        from echosclero import mapping  # type: ignore[attr-defined]
-    except ImportError:
-        return value
-    validate = getattr(mapping, "validate_vein_map", None)
-    if validate is None:
-        return value
-    try:
-        return validate(value)
-    except (InputError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"vein map is not valid: {exc}") from None
+        return VeinMap(
+            [SegmentFinding(**f.model_dump(exclude={"incompetent", "status"})) for f in self.findings]
+        )
+
+    @model_validator(mode="after")
+    def _valid(self):
+        try:
+            self.vein_map()
+        except InputError as exc:
+            raise ValueError(f"vein map: {exc}") from None
+        return self
 
 
 class ExamIn(In):
     exam_date: ClinicalDate
     limb: ExamLimb
-    vein_map: Annotated[dict[str, Any], AfterValidator(_vein_map)] = Field(
-        default_factory=dict, description="the duplex vein map as the mapping model writes it (JSON object)"
+    vein_map: VeinMapIn = Field(
+        default_factory=VeinMapIn, description="the duplex vein map (schema echosclero.veinmap/1)"
     )
     findings: Note = ""
+
+    @model_validator(mode="after")
+    def _legs(self):
+        if self.limb != "both":
+            other = [f for f in self.vein_map.vein_map().findings if f.leg.value != self.limb]
+            if other:
+                raise ValueError(
+                    f"the exam is of the {self.limb} leg but the vein map has findings on the "
+                    f"{other[0].leg.value} leg ({other[0].segment}); set limb to 'both' or correct the leg"
+                )
+        return self
 
 
 class ExamOut(Out):
@@ -276,7 +290,9 @@ class ExamOut(Out):
 class AssessmentIn(In):
     assessed_on: ClinicalDate
     limb: ExamLimb
-    ceap: Annotated[str, StringConstraints(max_length=80), AfterValidator(_wrap(pt.check_ceap))] | None = None
+    ceap: Annotated[
+        str, StringConstraints(max_length=80), AfterValidator(_wrap(pt.check_ceap)), StringConstraints(max_length=80)
+    ] | None = Field(None, description="CEAP 2020, e.g. 'C2,4aS' or 'C2,4a,S Ep As,p Pr'; stored in canonical form")
     vcss: Annotated[int, Field(ge=0, le=30)] | None = None
     vcss_items: dict[Literal[pt.VCSS_ITEMS], Annotated[int, Field(ge=0, le=3)]] | None = None  # type: ignore
     symptoms: list[Short] = Field(default_factory=list, max_length=50)
@@ -402,6 +418,14 @@ class _Prep(In):
             raise ValueError("liquid_gas_ratio is required for foam (e.g. '1:4')")
         if self.form is Form.LIQUID and (self.liquid_gas_ratio is not None or self.gas is not None):
             raise ValueError("liquid_gas_ratio and gas are only for foam")
+        if self.form is Form.CANISTER_FOAM:
+            if self.liquid_gas_ratio is not None or self.gas is not None:
+                raise ValueError("canister_foam comes with its own gas and ratio: leave liquid_gas_ratio and gas out")
+            if self.agent is not Agent.POLIDOCANOL or self.concentration_pct != CANISTER_FOAM_CONCENTRATION_PCT:
+                raise ValueError(
+                    "canister_foam is polidocanol injectable foam 1% (Varithena): agent polidocanol, "
+                    "concentration_pct 1"
+                )
         return self
 
 
@@ -409,13 +433,18 @@ class PlanItemIn(_Prep):
     planned_volume_ml: PositiveMl
 
 
-class PlanItemOut(Out):
+class _PrepOut(Out):
+    """The preparation, as stored for a plan item or an injection."""
+
     segment: str
     agent: str
     form: str
     concentration_pct: float
     liquid_gas_ratio: str | None
     gas: str | None
+
+
+class PlanItemOut(_PrepOut):
     planned_volume_ml: float
 
 
@@ -472,16 +501,10 @@ class InjectionIn(_Prep):
     override_reason: OverrideReason = None
 
 
-class InjectionOut(Out):
+class InjectionOut(_PrepOut):
     id: int
     session_id: int
-    segment: str
-    agent: str
-    form: str
-    concentration_pct: float
     volume_ml: float
-    liquid_gas_ratio: str | None
-    gas: str | None
     mass_mg: float
     injected_at: datetime
     ultrasound_confirmed: bool | None

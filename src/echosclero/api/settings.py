@@ -6,7 +6,12 @@
   a random key is generated once and kept in ``<data folder>/secret_key`` with permissions 0600; a key
   file readable by group or others is refused.
 - ``ECHOSCLERO_TOKEN_MINUTES``: lifetime of an access token (default 480).
-- ``ECHOSCLERO_PUBLIC_REQUESTS_PER_HOUR``: public appointment requests per client address (default 5).
+- ``ECHOSCLERO_PUBLIC_REQUESTS_PER_HOUR``: public appointment requests per client address (default 5; all
+  addresses together: 20 times that, at least 100). Counted in the database, so the limit holds across
+  the processes of ``echosclero serve --workers N``, as does the limit of 10 failed sign-ins per address
+  and user name in 15 minutes.
+- ``ECHOSCLERO_SQLITE_SYNCHRONOUS``: ``GROUP`` (default), ``FULL`` or ``NORMAL``; see
+  :mod:`echosclero.store.db`.
 - ``ECHOSCLERO_CLINIC_NAME``, ``ECHOSCLERO_CLINIC_PHONE``: printed on patient instructions.
 """
 

@@ -3,7 +3,8 @@
 Absolute contraindications block planning and treatment unless a physician overrides with a written
 reason; relative ones are warnings whose reasoning is recorded. Sources: [guideline] UIP consensus on
 sclerotherapy contraindications (Parsi et al., Phlebology); [label] Aethoxysklerol SmPC section 4.3;
-[label] Sotradecol prescribing information (Contraindications); [guideline] NICE CG168 (pregnancy).
+[label] Sotradecol prescribing information (Contraindications); [guideline] NICE CG168 (pregnancy, which the
+checklist of shared/CLINICAL.md keeps as relative: a warning with NICE's advice, weighed by the clinician).
 """
 
 from __future__ import annotations
@@ -79,12 +80,6 @@ CONTRAINDICATIONS: tuple[Contraindication, ...] = (
         f"{_UIP}; [label] Aethoxysklerol SmPC 4.3 (foam)",
         foam_only=True,
     ),
-    Contraindication(
-        "pregnancy",
-        "pregnancy",
-        _A,
-        "[guideline] NICE CG168 1.4: no interventional treatment during pregnancy (UIP lists it as relative)",
-    ),
     Contraindication("deep_venous_obstruction", "deep venous obstruction", _R, _UIP),
     Contraindication("pad", "peripheral arterial disease (not critical)", _R, _UIP),
     Contraindication("thrombophilia", "thrombophilia or a history of venous thromboembolism", _R, _UIP),
@@ -95,6 +90,15 @@ CONTRAINDICATIONS: tuple[Contraindication, ...] = (
         f"{_UIP}; [label] Aethoxysklerol SmPC 4.4",
     ),
     Contraindication("superficial_thrombophlebitis", "acute superficial thrombophlebitis", _R, _UIP),
+    # Relative, as shared/CLINICAL.md section 2 lists it (UIP, labels); the same section also cites NICE, whose
+    # advice is in the text a clinician sees with the warning.
+    Contraindication(
+        "pregnancy",
+        "pregnancy (NICE advises no interventional treatment during pregnancy)",
+        _R,
+        f"{_UIP}; [label] Aethoxysklerol SmPC 4.6; [guideline] NICE CG168 1.4: no interventional treatment "
+        "during pregnancy",
+    ),
     Contraindication("breastfeeding", "breastfeeding", _R, f"{_UIP}; [label] Aethoxysklerol SmPC 4.6"),
     Contraindication(
         "allergic_disposition",

@@ -36,6 +36,8 @@ __all__ = [
     "CeapError",
     "ClinicalSigns",
     "ceap_from_findings",
+    "parse_ceap",
+    "parse_clinical",
 ]
 
 
@@ -325,3 +327,45 @@ def ceap_from_findings(
         anatomy=frozenset({"An"}), pathophysiology=frozenset({"Pn"}),
         reflux_segments=rs, obstruction_segments=os_,
     )
+
+
+# The clinical part alone: classes with a lowercase sub-letter (C4a, C2r), then the suffix S/A in capitals
+# (or in either case after a comma or a space), so that "C4A" reads as C4 asymptomatic and "C4a" as C4a.
+_CLINICAL_ONLY = re.compile(
+    r"(?P<c>[Cc]\s*[0-9]+[a-z]?(?:\s*,\s*[Cc]?\s*[0-9]+[a-z]?)*?)(?:\s*,?\s*(?P<s>[SA])|[\s,]+(?P<s2>[sa]))?"
+)
+
+
+def parse_clinical(text: str) -> tuple[frozenset[str], bool | None]:
+    """The clinical part alone (``"C2"``, ``"C2,4aS"``, ``"C4b,A"``): the classes and the S/A suffix (``None``
+    when not written). The classes are checked as in a full classification (C0 alone, C2 or C2r, C6 or C6r)."""
+    m = _CLINICAL_ONLY.fullmatch(str(text).strip())
+    if m is None:
+        raise CeapError(
+            f"cannot read the CEAP clinical class {text!r}; write it like 'C2', 'C2,4aS' or a full "
+            "classification 'C2,4a,S Ep As,p Pr'"
+        )
+    classes = frozenset(_norm_clinical("C" + x.strip().lstrip("Cc").strip()) for x in m["c"].split(","))
+    suffix = m["s"] or m["s2"]
+    symptomatic = None if suffix is None else suffix.upper() == "S"
+    CEAP(clinical=classes, symptomatic=bool(symptomatic))  # the combination rules of the clinical classes
+    return classes, symptomatic
+
+
+def parse_ceap(text: str) -> str:
+    """Validate a CEAP 2020 classification as a clinic writes it and return it in canonical form.
+
+    Two forms are accepted: the full classification (``"C2,4a,S Ep As,p Pr"``, advanced with segments
+    ``"C2,4aS Ep As,p Pr(r:GSVa,CPV)"``), read by :meth:`CEAP.parse` and returned as :meth:`CEAP.advanced`;
+    or the clinical part alone (``"C2"``, ``"C2,4aS"``), which many records hold, returned as
+    ``C<classes><S|A>``. Anything else raises :class:`CeapError` naming the problem.
+    """
+    s = str(text).strip()
+    if not s:
+        raise CeapError("CEAP is empty; write e.g. 'C2' or 'C2,4a,S Ep As,p Pr'")
+    if re.search(r"(?i)\s+E", s):
+        return CEAP.parse(s).advanced()
+    classes, symptomatic = parse_clinical(s)
+    ordered = sorted(classes, key=_C_RANK.__getitem__)
+    suffix = "" if symptomatic is None else ("S" if symptomatic else "A")
+    return "C" + ",".join(c[1:] for c in ordered) + suffix

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,7 +42,19 @@ class Agent(StrEnum):
 
 class Form(StrEnum):
     LIQUID = "liquid"
-    FOAM = "foam"
+    FOAM = "foam"  # made by the physician from the liquid and a gas (Tessari, DSS), at a stated liquid:gas ratio
+    CANISTER_FOAM = "canister_foam"  # polidocanol injectable microfoam from a canister (Varithena 1%)
+
+    @property
+    def is_foam(self) -> bool:
+        return self is not Form.LIQUID
+
+
+#: Polidocanol per mL of canister foam (Varithena 1%): [verify] 1.3 mg/mL as quoted from the Varithena label by
+#: a drug reference, not read in the label here. Used for the recorded mass and the daily mg/kg total only (at
+#: the label's 15 mL per session, 19.5 mg); the canister foam's own limits are by volume ([label] Varithena).
+CANISTER_FOAM_MG_PER_ML = 1.3
+CANISTER_FOAM_CONCENTRATION_PCT = 1.0  # [label] Varithena: polidocanol 1%
 
 
 class Gas(StrEnum):
@@ -67,9 +79,12 @@ def parse_ratio(text: str) -> tuple[int, int]:
 
 
 def liquid_fraction(form: Form | str, ratio: str | None) -> float:
-    """Fraction of the injected volume that is liquid sclerosant."""
+    """Fraction of the injected volume that is liquid sclerosant (canister foam: the equivalent fraction of
+    1% liquid, from :data:`CANISTER_FOAM_MG_PER_ML`)."""
     if Form(form) is Form.LIQUID:
         return 1.0
+    if Form(form) is Form.CANISTER_FOAM:
+        return CANISTER_FOAM_MG_PER_ML / (CANISTER_FOAM_CONCENTRATION_PCT * 10.0)
     if ratio is None:
         raise InputError("a foam needs its liquid:gas ratio (e.g. '1:4')")
     liquid, gas = parse_ratio(ratio)
@@ -105,7 +120,18 @@ class Dose:
                 raise InputError("liquid_gas_ratio is required for foam (e.g. '1:4')")
             parse_ratio(self.liquid_gas_ratio)
         elif self.liquid_gas_ratio is not None:
-            raise InputError("liquid_gas_ratio is only for foam; leave it out for a liquid injection")
+            raise InputError(
+                f"liquid_gas_ratio is only for foam made from the liquid; leave it out for {self.form.value}"
+                + (" (the canister sets its own gas and ratio)" if self.form is Form.CANISTER_FOAM else "")
+            )
+        if self.form is Form.CANISTER_FOAM:
+            if self.agent is not Agent.POLIDOCANOL:
+                raise InputError("canister_foam is polidocanol injectable foam (Varithena); agent must be polidocanol")
+            if abs(self.concentration_pct - CANISTER_FOAM_CONCENTRATION_PCT) > 1e-9:
+                raise InputError(
+                    f"canister_foam is polidocanol {CANISTER_FOAM_CONCENTRATION_PCT:g}% ([label] Varithena); "
+                    f"concentration_pct {self.concentration_pct:g} is not available in this form"
+                )
 
     @property
     def seg(self) -> Segment:
@@ -127,9 +153,10 @@ class Totals:
     foam_ml: float = 0.0
     liquid_ml: float = 0.0  # liquid sclerosant, including the liquid part of foam
     polidocanol_mg: float = 0.0
-    polidocanol_foam_ml: float = 0.0
+    polidocanol_foam_ml: float = 0.0  # physician-made polidocanol foam
     sts_mg: float = 0.0
     sts_volume_ml: float = 0.0
+    canister_foam_ml: float = 0.0  # polidocanol injectable foam from a canister (not in foam_ml)
 
     def as_dict(self) -> dict:
         return {
@@ -140,11 +167,13 @@ class Totals:
 
 def totals(doses: Iterable[Dose]) -> Totals:
     count = 0
-    volume = foam = liquid = pol_mg = pol_foam = sts_mg = sts_vol = 0.0
+    volume = foam = liquid = pol_mg = pol_foam = sts_mg = sts_vol = canister = 0.0
     for d in doses:
         count += 1
         volume += d.volume_ml
         liquid += d.liquid_ml
+        if d.form is Form.CANISTER_FOAM:
+            canister += d.volume_ml
         if d.form is Form.FOAM:
             foam += d.volume_ml
         if d.agent is Agent.POLIDOCANOL:
@@ -154,7 +183,7 @@ def totals(doses: Iterable[Dose]) -> Totals:
         else:
             sts_mg += d.mass_mg
             sts_vol += d.volume_ml
-    return Totals(count, volume, foam, liquid, pol_mg, pol_foam, sts_mg, sts_vol)
+    return Totals(count, volume, foam, liquid, pol_mg, pol_foam, sts_mg, sts_vol, canister)
 
 
 #: Concentration ranges (%), by vein type, agent and form: (lowest, highest); ``None`` = no bound given.
@@ -209,7 +238,8 @@ def check_concentration(
             )
         )
         return out
-    rng = CONCENTRATION_RANGES.get((seg.vein_type, agent, form))
+    table_form = Form.FOAM if form is Form.CANISTER_FOAM else form  # the guideline's ranges are by liquid/foam
+    rng = CONCENTRATION_RANGES.get((seg.vein_type, agent, table_form))
     rule = rules["CONCENTRATION_BY_VEIN_TYPE"]
     what = f"{agent.value} {form.value} for {seg.vein_type.value} veins ({seg.code})"
     if rng is None:
@@ -241,7 +271,8 @@ class DoseContext:
     given_this_session: Sequence[Dose] = ()
     hypersensitivity_prone: bool = False
     first_session: bool = False
-    days_since_last_foam_session: float | None = None
+    days_since_last_foam_session: float | None = None  # any foam
+    days_since_last_canister_foam_session: float | None = None
     ultrasound_confirmed: bool | None = None
 
     def __post_init__(self) -> None:
@@ -260,12 +291,27 @@ def _per_puncture_rule(seg: Segment) -> str | None:
     return None
 
 
+def _above(rules: RuleBook, code: str, value: float, message: Callable[[float], str], field: str = "volume_ml"):
+    """``[Violation]`` of rule ``code`` when ``value`` exceeds its limit (``message(limit)`` says how), else ``[]``."""
+    limit = float(rules.value(code))
+    return [Violation(rules[code], message(limit), field)] if value > limit + 1e-9 else []
+
+
+def _too_soon(rules: RuleBook, code: str, days: float | None, what: str) -> list[Violation]:
+    """``[Violation]`` of the interval rule ``code`` when the last ``what`` was fewer days ago than its value."""
+    interval = float(rules.value(code))
+    if days is None or days >= interval:
+        return []
+    return [Violation(rules[code], f"the last {what} was {days:g} days ago, less than {interval:g}", "date")]
+
+
 def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Violation]:
     """Every dose rule for one more injection; refusing and warning violations, in table order."""
     out = check_concentration(dose.segment, dose.agent, dose.form, dose.concentration_pct, rules=rules)
     seg = dose.seg
     day = totals([*ctx.given_today, dose])
     session = totals([*ctx.given_this_session, dose])
+    ml = dose.volume_ml
 
     if dose.agent is Agent.POLIDOCANOL:
         per_kg = float(rules.value("POLIDOCANOL_DAILY_MG_PER_KG"))
@@ -274,44 +320,51 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
             out.append(
                 Violation(
                     rules["POLIDOCANOL_DAILY_MG_PER_KG"],
-                    f"polidocanol today would be {day.polidocanol_mg:.1f} mg "
-                    f"(this injection {dose.mass_mg:.1f} mg),"
+                    f"polidocanol today would be {day.polidocanol_mg:.1f} mg (this injection {dose.mass_mg:.1f} mg),"
                     f" above {per_kg:g} mg/kg x {ctx.weight_kg:g} kg = {limit_mg:.1f} mg",
                     "volume_ml",
                 )
             )
-        pol_foam_max = float(rules.value("POLIDOCANOL_FOAM_DAILY_MAX_ML"))
-        if dose.form is Form.FOAM and day.polidocanol_foam_ml > pol_foam_max + 1e-9:
-            out.append(
-                Violation(
-                    rules["POLIDOCANOL_FOAM_DAILY_MAX_ML"],
-                    f"polidocanol foam today would be {day.polidocanol_foam_ml:g} mL, "
-                    f"above {pol_foam_max:g} mL",
-                    "volume_ml",
-                )
+        if dose.form is Form.FOAM:
+            out += _above(
+                rules,
+                "POLIDOCANOL_FOAM_DAILY_MAX_ML",
+                day.polidocanol_foam_ml,
+                lambda cap: f"polidocanol foam today would be {day.polidocanol_foam_ml:g} mL, above {cap:g} mL",
             )
+    if dose.form is Form.CANISTER_FOAM:  # [label] Varithena: by volume of foam
+        out += _above(
+            rules,
+            "CANISTER_FOAM_INJECTION_MAX_ML",
+            ml,
+            lambda cap: f"{ml:g} mL of canister foam in one injection is above {cap:g} mL",
+        )
+        out += _above(
+            rules,
+            "CANISTER_FOAM_SESSION_MAX_ML",
+            session.canister_foam_ml,
+            lambda cap: f"canister foam in this session would be {session.canister_foam_ml:g} mL, above {cap:g} mL",
+        )
+        out += _too_soon(
+            rules,
+            "CANISTER_FOAM_SESSION_INTERVAL_DAYS",
+            ctx.days_since_last_canister_foam_session,
+            "session with canister foam",
+        )
     if dose.form is Form.FOAM:
-        foam_max = float(rules.value("FOAM_SESSION_MAX_ML"))
-        if session.foam_ml > foam_max + 1e-9:
-            out.append(
-                Violation(
-                    rules["FOAM_SESSION_MAX_ML"],
-                    f"foam in this session would be {session.foam_ml:g} mL, above {foam_max:g} mL",
-                    "volume_ml",
-                )
-            )
+        out += _above(
+            rules,
+            "FOAM_SESSION_MAX_ML",
+            session.foam_ml,
+            lambda cap: f"foam in this session would be {session.foam_ml:g} mL, above {cap:g} mL",
+        )
         code = _per_puncture_rule(seg)
         if code is not None:
-            cap = float(rules.value(code))
-            if dose.volume_ml > cap + 1e-9:
-                out.append(
-                    Violation(
-                        rules[code],
-                        f"{dose.volume_ml:g} mL of foam in one puncture of {seg.code} is above {cap:g} mL",
-                        "volume_ml",
-                    )
-                )
-        if seg.vein_type in (VeinType.TRUNK, VeinType.PERFORATOR) and ctx.ultrasound_confirmed is False:
+            out += _above(
+                rules, code, ml, lambda cap: f"{ml:g} mL of foam in one puncture of {seg.code} is above {cap:g} mL"
+            )
+    if dose.form.is_foam and seg.vein_type in (VeinType.TRUNK, VeinType.PERFORATOR):
+        if ctx.ultrasound_confirmed is False:
             out.append(
                 Violation(
                     rules["ULTRASOUND_CONFIRMATION_FOAM"],
@@ -319,69 +372,46 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
                     "ultrasound_confirmed",
                 )
             )
-        interval = float(rules.value("FOAM_SESSION_INTERVAL_DAYS"))
-        if ctx.days_since_last_foam_session is not None and ctx.days_since_last_foam_session < interval:
-            out.append(
-                Violation(
-                    rules["FOAM_SESSION_INTERVAL_DAYS"],
-                    f"the last foam session was {ctx.days_since_last_foam_session:g} days ago, "
-                    f"less than {interval:g}",
-                    "date",
-                )
-            )
+    if dose.form is Form.FOAM:
+        out += _too_soon(rules, "FOAM_SESSION_INTERVAL_DAYS", ctx.days_since_last_foam_session, "foam session")
     if dose.agent is Agent.SODIUM_TETRADECYL_SULFATE:
         if dose.form is Form.LIQUID:
-            cap = float(rules.value("STS_INJECTION_MAX_ML"))
-            pref = float(rules.value("STS_INJECTION_PREFERRED_MAX_ML"))
-            if dose.volume_ml > cap + 1e-9:
-                out.append(
-                    Violation(
-                        rules["STS_INJECTION_MAX_ML"],
-                        f"{dose.volume_ml:g} mL in one injection is above {cap:g} mL",
-                        "volume_ml",
-                    )
-                )
-            elif dose.volume_ml > pref + 1e-9:
-                out.append(
-                    Violation(
-                        rules["STS_INJECTION_PREFERRED_MAX_ML"],
-                        f"{dose.volume_ml:g} mL in one injection is above the preferred {pref:g} mL",
-                        "volume_ml",
-                    )
-                )
-        sts_max = float(rules.value("STS_SESSION_MAX_ML"))
-        if session.sts_volume_ml > sts_max + 1e-9:
-            out.append(
-                Violation(
-                    rules["STS_SESSION_MAX_ML"],
-                    f"sodium tetradecyl sulfate in this session would be {session.sts_volume_ml:g} mL,"
-                    f" above {sts_max:g} mL",
-                    "volume_ml",
-                )
+            over = _above(
+                rules, "STS_INJECTION_MAX_ML", ml, lambda cap: f"{ml:g} mL in one injection is above {cap:g} mL"
             )
+            out += over or _above(
+                rules,
+                "STS_INJECTION_PREFERRED_MAX_ML",
+                ml,
+                lambda pref: f"{ml:g} mL in one injection is above the preferred {pref:g} mL",
+            )
+        out += _above(
+            rules,
+            "STS_SESSION_MAX_ML",
+            session.sts_volume_ml,
+            lambda cap: f"sodium tetradecyl sulfate in this session would be {session.sts_volume_ml:g} mL,"
+            f" above {cap:g} mL",
+        )
     if (
         dose.agent is Agent.POLIDOCANOL
         and dose.form is Form.LIQUID
         and seg.vein_type in (VeinType.TELANGIECTASIA, VeinType.RETICULAR)
     ):
-        cap = float(rules.value("POLIDOCANOL_LIQUID_SMALL_VEIN_MAX_ML"))
-        if dose.volume_ml > cap + 1e-9:
-            out.append(
-                Violation(
-                    rules["POLIDOCANOL_LIQUID_SMALL_VEIN_MAX_ML"],
-                    f"{dose.volume_ml:g} mL per injection into {seg.code} is above {cap:g} mL",
-                    "volume_ml",
-                )
-            )
+        out += _above(
+            rules,
+            "POLIDOCANOL_LIQUID_SMALL_VEIN_MAX_ML",
+            ml,
+            lambda cap: f"{ml:g} mL per injection into {seg.code} is above {cap:g} mL",
+        )
     if ctx.hypersensitivity_prone and ctx.first_session:
         cap = float(rules.value("HYPERSENSITIVITY_FIRST_SESSION_MAX_ML"))
-        if ctx.given_this_session or dose.volume_ml > cap + 1e-9:
+        if ctx.given_this_session or ml > cap + 1e-9:
             out.append(
                 Violation(
                     rules["HYPERSENSITIVITY_FIRST_SESSION_MAX_ML"],
                     f"patient prone to hypersensitivity, first session: one injection of at most "
                     f"{cap:g} mL (this would be injection {len(ctx.given_this_session) + 1} of "
-                    f"{dose.volume_ml:g} mL)",
+                    f"{ml:g} mL)",
                     "volume_ml",
                 )
             )
@@ -400,6 +430,9 @@ def remaining(ctx: DoseContext, *, rules: RuleBook) -> dict[str, float]:
         "foam_ml_session": max(0.0, round(float(rules.value("FOAM_SESSION_MAX_ML")) - session.foam_ml, 4)),
         "sts_ml_session": max(
             0.0, round(float(rules.value("STS_SESSION_MAX_ML")) - session.sts_volume_ml, 4)
+        ),
+        "canister_foam_ml_session": max(
+            0.0, round(float(rules.value("CANISTER_FOAM_SESSION_MAX_ML")) - session.canister_foam_ml, 4)
         ),
     }
 

@@ -80,31 +80,15 @@ def check_name(value: str, *, field: str) -> str:
     return v
 
 
-# CEAP 2020 clinical class (Lurie et al., J Vasc Surg Venous Lymphat Disord 2020;8:342-52): C0-C6 with C2r,
-# C4a/b/c, C6r, several classes comma-separated, then S (symptomatic) or A (asymptomatic); the E, A and P
-# parts may follow after a space. Validated here as text until echosclero.clinic.ceap provides a parser.
-_C = r"(?:0|1|2r?|3|4[abc]?|5|6r?)"
-_CEAP = re.compile(rf"^C{_C}(?:,\s?C?{_C})*[SA]?(?:\s+E(?:p|si|se|c|n)\S*)?(?:\s+A\S+)?(?:\s+P\S+)?$")
-
-
 def check_ceap(text: str) -> str:
-    t = text.strip()
-    try:  # the CEAP parser of echosclero.clinic.ceap, when it exists, has the last word
-        from echosclero.clinic import ceap as _ceap  # type: ignore[attr-defined]
-    except ImportError:
-        _ceap = None
-    parse = getattr(_ceap, "parse_ceap", None) if _ceap is not None else None
-    if parse is not None:
-        try:
-            parse(t)
-        except Exception as exc:  # noqa: BLE001 - any parser failure is an input error here
-            raise InputError(f"CEAP {text!r} is not valid: {exc}") from None
-        return t
-    if not _CEAP.match(t):
-        raise InputError(
-            f"CEAP {text!r} is not a CEAP 2020 classification (e.g. 'C2', 'C2,4aS', 'C4bS Ep As,p Pr')"
-        )
-    return t
+    """A CEAP 2020 classification, validated by :func:`echosclero.clinic.ceap.parse_ceap` and returned in
+    canonical form; :class:`InputError` names the problem (an unknown class, an impossible combination)."""
+    from echosclero.clinic.ceap import CeapError, parse_ceap
+
+    try:
+        return parse_ceap(text)
+    except CeapError as exc:
+        raise InputError(f"CEAP {text!r} is not valid: {exc}") from None
 
 
 VCSS_ITEMS = (

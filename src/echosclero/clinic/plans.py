@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from echosclero.clinic.candidacy import Assessment
-from echosclero.clinic.dosing import Dose, DoseContext, Form, check_injection
+from echosclero.clinic.dosing import Dose, DoseContext, check_injection
 from echosclero.clinic.rules import Enforcement, RuleBook, Violation
 
 __all__ = ["check_candidacy_gate", "check_plan"]
@@ -21,6 +21,7 @@ _SESSION_TOTAL_RULES = {
     "FOAM_SESSION_MAX_ML",
     "POLIDOCANOL_FOAM_DAILY_MAX_ML",
     "STS_SESSION_MAX_ML",
+    "CANISTER_FOAM_SESSION_MAX_ML",
 }
 
 
@@ -68,4 +69,4 @@ def check_candidacy_gate(assessment: Assessment | None, *, rules: RuleBook) -> l
 
 
 def plan_uses_foam(items: Sequence[Dose]) -> bool:
-    return any(d.form is Form.FOAM for d in items)
+    return any(d.form.is_foam for d in items)

@@ -265,12 +265,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "DEEP_VEIN_TARGET",
-        "deep veins are not sclerotherapy targets",
+        "injection into a deep vein (not a sclerotherapy target)",
         None,
         "",
-        _P,
-        "echosclero.clinic.segments: VeinType.DEEP is never a sclerotherapy target",
-        _R,
+        _V,
+        "not read in a primary source here: every vein type with a concentration in "
+        + RABE_2014
+        + " is superficial or a perforator, none is deep (shared/CLINICAL.md section 1); warns until checked",
+        _W,
     ),
     Rule(
         "FOAM_SESSION_INTERVAL_DAYS",
@@ -280,6 +282,34 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         _V,
         VARITHENA + " (for its canister foam; applied to all foam here, unverified for physician-made foam)",
         _W,
+    ),
+    # --- polidocanol injectable foam from a canister (Varithena 1%) ---
+    Rule(
+        "CANISTER_FOAM_INJECTION_MAX_ML",
+        "polidocanol injectable foam (canister) per injection",
+        5.0,
+        "mL",
+        _L,
+        VARITHENA + ": up to 5 mL per injection",
+        _R,
+    ),
+    Rule(
+        "CANISTER_FOAM_SESSION_MAX_ML",
+        "polidocanol injectable foam (canister) per session",
+        15.0,
+        "mL",
+        _L,
+        VARITHENA + ": no more than 15 mL per session",
+        _R,
+    ),
+    Rule(
+        "CANISTER_FOAM_SESSION_INTERVAL_DAYS",
+        "days between sessions with polidocanol injectable foam (canister)",
+        5.0,
+        "days",
+        _L,
+        VARITHENA + ": separate treatment sessions by a minimum of 5 days",
+        _R,
     ),
     Rule(
         "ULTRASOUND_CONFIRMATION_FOAM",

@@ -1,9 +1,19 @@
-"""``echosclero serve``: the workstation API on 127.0.0.1:8000 (migrates the database first)."""
+"""``echosclero serve``: the workstation API on 127.0.0.1:8000 (migrates the database first).
+
+With ``--workers N`` the API runs in N server processes (uvicorn workers) sharing the port. The database is
+migrated and the token key created once, in this process, before the workers start. Several processes on
+one SQLite file are safe: WAL lets them read concurrently, every transaction begins with ``BEGIN IMMEDIATE``
+and writers queue on the file lock (30 s busy timeout), the group-commit fsync covers commits of every
+process, and the audit log stays append-only (database triggers refuse UPDATE and DELETE). Rate limits
+are kept in the database, so they hold across processes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+
+MAX_WORKERS = 32
 
 
 def register(subparsers) -> None:
@@ -16,6 +26,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help=f"server processes sharing the port (default 1, at most {MAX_WORKERS}); about one per core. "
+        "With PostgreSQL each process keeps up to 30 connections",
+    )
     p.add_argument("--database-url", help="overrides ECHOSCLERO_DATABASE_URL")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
@@ -25,12 +42,30 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from echosclero.api.app import create_app
+    from echosclero.api.settings import Settings
     from echosclero.errors import InputError
+    from echosclero.store.db import make_engine
+    from echosclero.store.migrate import upgrade
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port} is not a TCP port (1-65535)")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers {args.workers} must be from 1 to {MAX_WORKERS}")
     if args.database_url:
         os.environ["ECHOSCLERO_DATABASE_URL"] = args.database_url
-    app = create_app()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    settings = Settings.from_env()  # creates the key file once, before any worker reads it
+    engine = make_engine(settings.database_url)
+    upgrade(engine)  # once, here: workers never migrate
+    engine.dispose()
+    common = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "access_log": False,
+        "http": "echosclero.api.http:NoDelayHTTPProtocol",
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(settings, migrate=False), **common)
+    else:
+        uvicorn.run("echosclero.api.app:create_worker_app", factory=True, workers=args.workers, **common)
     return 0

@@ -55,7 +55,7 @@ def create(args: argparse.Namespace) -> int:
     from echosclero.api.schemas import UserIn
     from echosclero.api.security import hash_password
     from echosclero.errors import InputError
-    from echosclero.store.db import make_sessionmaker
+    from echosclero.store.db import commit, make_sessionmaker
     from echosclero.store.models import AuditEntry, User
 
     password = _read_password()
@@ -88,7 +88,7 @@ def create(args: argparse.Namespace) -> int:
                 detail={"role": user.role},
             )
         )
-        db.commit()
+        commit(db)  # durable before we say so (group commit on SQLite)
         print(f"created user {user.username} ({user.role}), id {user.id}")
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, MetaData, String, Text, event
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, MetaData, String, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from echosclero.store.types import UTCDateTime, utcnow
@@ -159,7 +159,7 @@ class PlanItem(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
     segment: Mapped[str] = mapped_column(String(20))
     agent: Mapped[str] = mapped_column(String(40))
-    form: Mapped[str] = mapped_column(String(10))
+    form: Mapped[str] = mapped_column(String(20))  # String(10) until revision 0003 ("canister_foam")
     liquid_gas_ratio: Mapped[str | None] = mapped_column(String(10), nullable=True)
     gas: Mapped[str | None] = mapped_column(String(10), nullable=True)
     concentration_pct: Mapped[float] = mapped_column(Float)
@@ -197,7 +197,7 @@ class Injection(Base):
     patient_id: Mapped[int] = _pid()
     segment: Mapped[str] = mapped_column(String(20))
     agent: Mapped[str] = mapped_column(String(40))
-    form: Mapped[str] = mapped_column(String(10))
+    form: Mapped[str] = mapped_column(String(20))  # String(10) until revision 0003 ("canister_foam")
     liquid_gas_ratio: Mapped[str | None] = mapped_column(String(10), nullable=True)
     gas: Mapped[str | None] = mapped_column(String(10), nullable=True)
     concentration_pct: Mapped[float] = mapped_column(Float)
@@ -343,6 +343,21 @@ class Appointment(Base):
     created_by: Mapped[int | None] = _uid()
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+# --- revision 0003 ---
+
+
+class RateLimitHit(Base):
+    """One counted attempt of a rate-limited action (public request form, failed sign-in), by bucket and key
+    (client address, or address and user name). Old rows are deleted as new ones arrive."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_key_at", "bucket", "key", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AppendOnlyError(RuntimeError):

@@ -2,18 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from echosclero.api.errors import HTTPProblem
-from echosclero.api.routes.common import Need, P
+from echosclero.api.routes.common import Need, P, api_router
 from echosclero.api.schemas import AuditOut, RuleOut, RuleValueIn
 from echosclero.clinic.rules import RuleBook, check_rule_value
 from echosclero.errors import InputError
 from echosclero.store.models import AuditEntry, RuleValue
 
-router = APIRouter(prefix="/api", tags=["rules"])
+router = api_router("rules")
 
 
 def _rules_out(book: RuleBook) -> list[RuleOut]:
@@ -48,6 +48,7 @@ def set_rule(
     else:
         row.value, row.reason, row.updated_by = value, body.reason, ctx.user.id
     ctx.audit("update", "rule", code, old=old, new=value, default=rule.value, reason=body.reason)
+    ctx.forget_rules()
     out = next(r for r in _rules_out(ctx.rules()) if r.code == code)
     ctx.commit()
     return out

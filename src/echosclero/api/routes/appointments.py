@@ -3,12 +3,22 @@ appointment-request form (no sign-in, validated, rate-limited, into the front de
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from sqlalchemy import select
 
 from echosclero.api.deps import DB, Ctx, audit_entry, client_ip
 from echosclero.api.errors import HTTPProblem
-from echosclero.api.routes.common import Need, P, PathId, get_or_404, get_patient
+from echosclero.api.routes.common import (
+    Need,
+    P,
+    PathId,
+    api_router,
+    apply_changes,
+    create,
+    get_or_404,
+    get_patient,
+    read_one,
+)
 from echosclero.api.schemas import (
     AppointmentIn,
     AppointmentOut,
@@ -20,9 +30,10 @@ from echosclero.api.schemas import (
     RequestPatch,
 )
 from echosclero.clinic.appointments import AppointmentStatus, check_notice, reminder_due
+from echosclero.store.db import commit
 from echosclero.store.models import Appointment, AppointmentRequest
 
-router = APIRouter(prefix="/api", tags=["appointments"])
+router = api_router("appointments")
 
 
 def now() -> datetime:
@@ -86,7 +97,7 @@ def reminders_due(ctx: Need(P.APPOINTMENT_WRITE)):
 
 @router.post("/appointments/{appointment_id}/reminder-sent", response_model=AppointmentOut)
 def mark_reminder_sent(appointment_id: PathId, ctx: Need(P.APPOINTMENT_WRITE)):
-    a = get_or_404(ctx, Appointment, appointment_id, "appointment")
+    a = get_or_404(ctx, Appointment, appointment_id, what="appointment")
     a.reminder_sent_at = now()
     ctx.audit("update", "appointment", a.id, patient_id=a.patient_id, reminder_sent=True)
     ctx.commit()
@@ -111,21 +122,16 @@ def book(body: AppointmentIn, ctx: Need(P.APPOINTMENT_WRITE)):
         request_id=body.request_id,
         created_by=ctx.user.id,
     )
-    ctx.db.add(a)
-    ctx.db.flush()
     if body.request_id is not None:
+        ctx.db.add(a)
+        ctx.db.flush()
         req.status, req.appointment_id, req.handled_by = "booked", a.id, ctx.user.id
-    ctx.audit("create", "appointment", a.id, patient_id=a.patient_id)
-    ctx.commit()
-    return appt_out(a)
+    return appt_out(create(ctx, a, resource="appointment"))
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut)
 def read_appointment(appointment_id: PathId, ctx: Need(P.APPOINTMENT_READ)):
-    a = get_or_404(ctx, Appointment, appointment_id, "appointment")
-    ctx.audit("read", "appointment", a.id, patient_id=a.patient_id)
-    ctx.commit()
-    return appt_out(a)
+    return read_one(ctx, Appointment, appointment_id, what="appointment", resource="appointment", out=appt_out)
 
 
 def _notice(ctx: Ctx, a: Appointment, change: str, override_reason: str | None) -> list:
@@ -150,7 +156,7 @@ def _notice(ctx: Ctx, a: Appointment, change: str, override_reason: str | None) 
 @router.patch("/appointments/{appointment_id}", response_model=AppointmentOut)
 def reschedule(appointment_id: PathId, body: AppointmentPatch, ctx: Need(P.APPOINTMENT_WRITE)):
     """Reschedule (``start``) or record the outcome; rescheduling inside the notice period needs a reason."""
-    a = get_or_404(ctx, Appointment, appointment_id, "appointment")
+    a = get_or_404(ctx, Appointment, appointment_id, what="appointment")
     if a.status != AppointmentStatus.BOOKED.value:
         raise HTTPProblem(422, f"appointment {a.id} is {a.status}; only a booked appointment can change")
     warnings = []
@@ -160,14 +166,7 @@ def reschedule(appointment_id: PathId, body: AppointmentPatch, ctx: Need(P.APPOI
             raise HTTPProblem(422, "the new start is in the past")
         warnings = _notice(ctx, a, "rescheduling", body.override_reason)
         a.start_at, a.reminder_sent_at = body.start, None
-    if body.duration_min is not None:
-        a.duration_min = body.duration_min
-    if body.kind is not None:
-        a.kind = body.kind.value
-    if body.notes is not None:
-        a.notes = body.notes
-    if body.status is not None:
-        a.status = body.status
+    apply_changes(a, {k: v for k, v in changes.items() if k not in ("start", "override_reason")})
     ctx.audit("update", "appointment", a.id, patient_id=a.patient_id, fields=sorted(changes))
     ctx.commit()
     return appt_out(a, warnings)
@@ -175,7 +174,7 @@ def reschedule(appointment_id: PathId, body: AppointmentPatch, ctx: Need(P.APPOI
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentOut)
 def cancel(appointment_id: PathId, body: CancelIn, ctx: Need(P.APPOINTMENT_WRITE)):
-    a = get_or_404(ctx, Appointment, appointment_id, "appointment")
+    a = get_or_404(ctx, Appointment, appointment_id, what="appointment")
     if a.status != AppointmentStatus.BOOKED.value:
         raise HTTPProblem(422, f"appointment {a.id} is {a.status}; only a booked appointment can be cancelled")
     warnings = _notice(ctx, a, "cancelling", body.override_reason) if a.start_at > now() else []
@@ -197,19 +196,21 @@ def cancel(appointment_id: PathId, body: CancelIn, ctx: Need(P.APPOINTMENT_WRITE
 )
 def public_request(body: PublicRequestIn, request: Request, db: DB):
     ip = client_ip(request)
-    for limiter, key in (
-        (request.app.state.public_limiter, ip),
-        (request.app.state.public_global_limiter, "*"),
-    ):
-        wait = limiter.hit(key)
+    limits = ((request.app.state.public_limiter, ip), (request.app.state.public_global_limiter, "*"))
+    for limiter, key in limits:
+        wait = limiter.check(db, key)
         if wait is not None:
+            db.rollback()
             raise HTTPProblem(
                 429,
                 f"too many requests; please retry in {int(wait) + 1} s or telephone the clinic",
                 {"Retry-After": str(int(wait) + 1)},
             )
+    for limiter, key in limits:
+        limiter.record(db, key)
     ack = PublicRequestAck(received=True, message="Thank you. The clinic will contact you to arrange a time.")
-    if body.website:  # honeypot filled: answer the same, keep it out of the queue
+    if body.website:  # honeypot filled: answer the same, keep it out of the queue (it still counts)
+        commit(db)
         return ack
     req = AppointmentRequest(
         name=body.name,
@@ -222,7 +223,7 @@ def public_request(body: PublicRequestIn, request: Request, db: DB):
     db.add(req)
     db.flush()
     db.add(audit_entry(request, None, "create", "appointment_request", resource_id=req.id, username="public"))
-    db.commit()
+    commit(db)
     return ack
 
 
@@ -243,7 +244,7 @@ def request_queue(
 
 @router.patch("/appointment-requests/{request_id}", response_model=RequestOut)
 def handle_request(request_id: PathId, body: RequestPatch, ctx: Need(P.REQUESTS)):
-    req = get_or_404(ctx, AppointmentRequest, request_id, "appointment request")
+    req = get_or_404(ctx, AppointmentRequest, request_id, what="appointment request")
     if body.appointment_id is not None and ctx.db.get(Appointment, body.appointment_id) is None:
         raise HTTPProblem(422, f"appointment {body.appointment_id} does not exist")
     req.status, req.handled_by = body.status.value, ctx.user.id

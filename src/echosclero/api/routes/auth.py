@@ -2,38 +2,51 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
-from echosclero.api.deps import DB, Ctx, audit_entry, authenticated, client_ip, settings_of
+from echosclero.api.deps import DB, Ctx, CurrentUser, audit_row, authenticated, client_ip, insert_audit, settings_of
 from echosclero.api.errors import HTTPProblem
-from echosclero.api.routes.common import Need, P, PathId, get_or_404
+from echosclero.api.routes.common import Need, P, PathId, api_router, apply_changes, create, get_or_404
 from echosclero.api.schemas import Token, UserIn, UserOut, UserPatch
 from echosclero.api.security import create_token, hash_password, verify_password
+from echosclero.store.db import commit
 from echosclero.store.models import User
 
-router = APIRouter(prefix="/api", tags=["auth"])
+router = api_router("auth")
 
 
 @router.post("/token", response_model=Token, summary="Sign in (OAuth2 password flow)")
 def token(request: Request, db: DB, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
+    """Password hashing (argon2id, tens of ms by design) happens here and only here: every other request
+    carries the signed token this returns. The password is checked outside any database transaction."""
     settings = settings_of(request)
     limiter = request.app.state.login_limiter
-    key = f"{client_ip(request)}|{form.username[:64]}"
-    wait = limiter.hit(key) if limiter.limit else None
+    name = form.username[:64]
+    key = f"{client_ip(request)}|{name}"
+    wait = limiter.check(db, key)
+    user = None
+    if wait is None:
+        user = db.execute(
+            select(User.id, User.username, User.full_name, User.role, User.active, User.password_hash).where(
+                User.username == name
+            )
+        ).first()
+    db.rollback()  # release the connection (the only one, on SQLite) before the slow password check
     if wait is not None:
         raise HTTPProblem(
-            429, f"too many sign-in attempts; retry in {int(wait) + 1} s", {"Retry-After": str(int(wait) + 1)}
+            429, f"too many failed sign-ins; retry in {int(wait) + 1} s", {"Retry-After": str(int(wait) + 1)}
         )
-    user = db.scalars(select(User).where(User.username == form.username[:64])).first()
     ok = verify_password(user.password_hash if user else None, form.password[:256])
     if not ok or user is None or not user.active:
-        db.add(audit_entry(request, None, "login_failed", "token", username=form.username[:64]))
-        db.commit()
+        limiter.record(db, key)
+        insert_audit(db, [audit_row(request, None, "login_failed", "token", username=name)])
+        commit(db)
         raise HTTPProblem(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    db.add(audit_entry(request, user, "login", "token"))
-    db.commit()
+    who = CurrentUser(user.id, user.username, user.full_name, user.role, user.active)
+    insert_audit(db, [audit_row(request, who, "login", "token")])
+    commit(db)
     return Token(
         access_token=create_token(
             user_id=user.id, role=user.role, secret=settings.secret_key, minutes=settings.token_minutes
@@ -50,15 +63,17 @@ def me(ctx: Annotated[Ctx, Depends(authenticated)]):
 
 @router.get("/users", response_model=list[UserOut], tags=["users"])
 def list_users(ctx: Need(P.USERS_MANAGE)):
-    ctx.audit("read", "users")
+    rows = ctx.db.scalars(select(User).order_by(User.id)).all()
+    ctx.audit("read", "users", count=len(rows))
     ctx.commit()
-    return ctx.db.scalars(select(User).order_by(User.id)).all()
+    return rows
 
 
 @router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
 def create_user(body: UserIn, ctx: Need(P.USERS_MANAGE)):
-    if ctx.db.scalars(select(User).where(User.username == body.username)).first():
+    if ctx.db.scalars(select(User.id).where(User.username == body.username)).first() is not None:
         raise HTTPProblem(409, f"user {body.username!r} exists")
+    ctx.release()  # hashing takes tens of ms: not while holding the database
     user = User(
         username=body.username,
         full_name=body.full_name,
@@ -66,25 +81,17 @@ def create_user(body: UserIn, ctx: Need(P.USERS_MANAGE)):
         password_hash=hash_password(body.password),
         active=True,
     )
-    ctx.db.add(user)
-    ctx.db.flush()
-    ctx.audit("create", "user", user.id, role_given=user.role)
-    ctx.commit()
-    return user
+    return create(ctx, user, resource="user", role_given=user.role)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 def update_user(user_id: PathId, body: UserPatch, ctx: Need(P.USERS_MANAGE)):
-    user = get_or_404(ctx, User, user_id, "user")
-    changed = body.model_dump(exclude_unset=True, exclude_none=True)
-    if "role" in changed:
-        user.role = body.role.value
-    if "active" in changed:
-        user.active = body.active
-    if "full_name" in changed:
-        user.full_name = body.full_name
-    if "password" in changed:
-        user.password_hash = hash_password(body.password)
-    ctx.audit("update", "user", user.id, fields=sorted(changed))
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "password" in changes:
+        ctx.release()  # hashing takes tens of ms: not while holding the database
+        changes["password_hash"] = hash_password(changes.pop("password"))
+    user = get_or_404(ctx, User, user_id, what="user")
+    fields = apply_changes(user, changes)
+    ctx.audit("update", "user", user.id, fields=["password" if f == "password_hash" else f for f in fields])
     ctx.commit()
     return user

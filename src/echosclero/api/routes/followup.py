@@ -3,12 +3,23 @@
 from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from sqlalchemy import select
 
 from echosclero.api.deps import Ctx
 from echosclero.api.errors import HTTPProblem
-from echosclero.api.routes.common import Need, P, PathId, get_or_404, get_patient
+from echosclero.api.routes.common import (
+    Need,
+    P,
+    PathId,
+    api_router,
+    apply_changes,
+    create,
+    get_or_404,
+    get_patient,
+    list_for_patient,
+    require_session_of,
+)
 from echosclero.api.schemas import (
     ComplicationIn,
     ComplicationOut,
@@ -27,7 +38,7 @@ from echosclero.clinic import followup as fu
 from echosclero.clinic.patient import age_years
 from echosclero.store.models import Complication, Followup, InstructionTemplate, SegmentOutcome, Session
 
-router = APIRouter(prefix="/api", tags=["follow-up"])
+router = api_router("follow-up")
 
 
 def followup_out(ctx: Ctx, f: Followup) -> FollowupOut:
@@ -41,27 +52,20 @@ def followup_out(ctx: Ctx, f: Followup) -> FollowupOut:
 
 @router.get("/patients/{patient_id}/followups", response_model=list[FollowupOut])
 def list_followups(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    get_patient(ctx, patient_id)
-    rows = ctx.db.scalars(
-        select(Followup).where(Followup.patient_id == patient_id).order_by(Followup.due_on, Followup.id)
-    ).all()
-    ctx.audit("read", "followups", patient_id=patient_id, count=len(rows))
-    out = [followup_out(ctx, f) for f in rows]
-    ctx.commit()
-    return out
-
-
-def _session_of(ctx: Ctx, session_id: int | None, patient_id: int) -> None:
-    if session_id is not None:
-        s = ctx.db.get(Session, session_id)
-        if s is None or s.patient_id != patient_id:
-            raise HTTPProblem(422, f"session {session_id} is not a session of patient {patient_id}")
+    return list_for_patient(
+        ctx,
+        Followup,
+        patient_id=patient_id,
+        resource="followups",
+        order=[Followup.due_on],
+        out=lambda f: followup_out(ctx, f),
+    )
 
 
 @router.post("/patients/{patient_id}/followups", response_model=FollowupOut, status_code=201)
 def add_followup(patient_id: PathId, body: FollowupIn, ctx: Need(P.FOLLOWUP_WRITE)):
     get_patient(ctx, patient_id)
-    _session_of(ctx, body.session_id, patient_id)
+    require_session_of(ctx, body.session_id, patient_id=patient_id)
     f = Followup(
         patient_id=patient_id,
         session_id=body.session_id,
@@ -70,20 +74,14 @@ def add_followup(patient_id: PathId, body: FollowupIn, ctx: Need(P.FOLLOWUP_WRIT
         notes=body.notes,
         purpose="scheduled by hand",
     )
-    ctx.db.add(f)
-    ctx.db.flush()
-    ctx.audit("create", "followup", f.id, patient_id=patient_id)
-    out = followup_out(ctx, f)
-    ctx.commit()
-    return out
+    return followup_out(ctx, create(ctx, f, resource="followup"))
 
 
 @router.patch("/followups/{followup_id}", response_model=FollowupOut)
 def update_followup(followup_id: PathId, body: FollowupPatch, ctx: Need(P.FOLLOWUP_WRITE)):
-    f = get_or_404(ctx, Followup, followup_id, "follow-up")
+    f = get_or_404(ctx, Followup, followup_id, what="follow-up")
     changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"outcomes"})
-    for k, v in changes.items():
-        setattr(f, k, v)
+    fields = apply_changes(f, changes)
     if body.outcomes and f.status != "done":
         f.status = "done"
     if f.status == "done" and f.done_on is None:
@@ -100,14 +98,7 @@ def update_followup(followup_id: PathId, body: FollowupPatch, ctx: Need(P.FOLLOW
                 diameter_mm=o.diameter_mm,
             )
         )
-    ctx.audit(
-        "update",
-        "followup",
-        f.id,
-        patient_id=f.patient_id,
-        fields=sorted(changes),
-        outcomes=len(body.outcomes),
-    )
+    ctx.audit("update", "followup", f.id, patient_id=f.patient_id, fields=fields, outcomes=len(body.outcomes))
     out = followup_out(ctx, f)
     ctx.commit()
     return out
@@ -130,15 +121,9 @@ def residual_veins(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
 
 @router.get("/patients/{patient_id}/complications", response_model=list[ComplicationOut])
 def list_complications(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    get_patient(ctx, patient_id)
-    rows = ctx.db.scalars(
-        select(Complication)
-        .where(Complication.patient_id == patient_id)
-        .order_by(Complication.onset_on, Complication.id)
-    ).all()
-    ctx.audit("read", "complications", patient_id=patient_id, count=len(rows))
-    ctx.commit()
-    return rows
+    return list_for_patient(
+        ctx, Complication, patient_id=patient_id, resource="complications", order=[Complication.onset_on]
+    )
 
 
 def _check_dates(onset: date, resolved: date | None) -> None:
@@ -149,25 +134,19 @@ def _check_dates(onset: date, resolved: date | None) -> None:
 @router.post("/patients/{patient_id}/complications", response_model=ComplicationOut, status_code=201)
 def add_complication(patient_id: PathId, body: ComplicationIn, ctx: Need(P.COMPLICATION_WRITE)):
     get_patient(ctx, patient_id)
-    _session_of(ctx, body.session_id, patient_id)
+    require_session_of(ctx, body.session_id, patient_id=patient_id)
     _check_dates(body.onset_on, body.resolved_on)
     c = Complication(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump())
     c.type, c.severity = body.type.value, body.severity.value
-    ctx.db.add(c)
-    ctx.db.flush()
-    ctx.audit("create", "complication", c.id, patient_id=patient_id, type=c.type, severity=c.severity)
-    ctx.commit()
-    return c
+    return create(ctx, c, resource="complication", type=c.type, severity=c.severity)
 
 
 @router.patch("/complications/{complication_id}", response_model=ComplicationOut)
 def update_complication(complication_id: PathId, body: ComplicationPatch, ctx: Need(P.COMPLICATION_WRITE)):
-    c = get_or_404(ctx, Complication, complication_id, "complication")
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    for k, v in changes.items():
-        setattr(c, k, v.value if hasattr(v, "value") else v)
+    c = get_or_404(ctx, Complication, complication_id, what="complication")
+    fields = apply_changes(c, body.model_dump(exclude_unset=True, exclude_none=True))
     _check_dates(c.onset_on, c.resolved_on)
-    ctx.audit("update", "complication", c.id, patient_id=c.patient_id, fields=sorted(changes))
+    ctx.audit("update", "complication", c.id, patient_id=c.patient_id, fields=fields)
     ctx.commit()
     return c
 

@@ -1,13 +1,28 @@
-"""Patients and their record: consents, duplex exams, CEAP/VCSS assessments, candidacy, test injections,
-prior treatments."""
+"""Patients and their record: consents, duplex exams (vein map and leg diagram), CEAP/VCSS assessments,
+candidacy, test injections, prior treatments."""
 
+import threading
 from datetime import date
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query, Response
 from sqlalchemy import func, or_, select
 
 from echosclero.api.deps import Ctx
-from echosclero.api.routes.common import Need, P, PathId, candidacy_assessment, get_or_404, get_patient
+from echosclero.api.errors import HTTPProblem
+from echosclero.api.routes.common import (
+    Need,
+    P,
+    PathId,
+    api_router,
+    apply_changes,
+    candidacy_assessment,
+    create,
+    get_or_404,
+    get_patient,
+    list_for_patient,
+    read_one,
+)
 from echosclero.api.schemas import (
     AssessmentIn,
     AssessmentOut,
@@ -29,6 +44,7 @@ from echosclero.api.schemas import (
 from echosclero.clinic.candidacy import CONTRAINDICATIONS
 from echosclero.clinic.dosing import Agent
 from echosclero.clinic.rules import Violation
+from echosclero.errors import InputError
 from echosclero.store.models import (
     Assessment,
     Candidacy,
@@ -39,7 +55,7 @@ from echosclero.store.models import (
     TestInjection,
 )
 
-router = APIRouter(prefix="/api", tags=["patients"])
+router = api_router("patients")
 
 
 def patient_out(ctx: Ctx, p: Patient) -> PatientOut:
@@ -70,13 +86,8 @@ def list_patients(
 
 @router.post("/patients", response_model=PatientOut, status_code=201)
 def create_patient(body: PatientIn, ctx: Need(P.PATIENT_WRITE)):
-    p = Patient(**body.model_dump())
-    p.sex = body.sex.value
-    ctx.db.add(p)
-    ctx.db.flush()
-    ctx.audit("create", "patient", p.id, patient_id=p.id)
-    ctx.commit()
-    return patient_out(ctx, p)
+    p = Patient(**body.model_dump(exclude={"sex"}), sex=body.sex.value)
+    return patient_out(ctx, create(ctx, p, resource="patient"))
 
 
 @router.get("/patients/{patient_id}", response_model=PatientOut)
@@ -91,86 +102,106 @@ def read_patient(patient_id: PathId, ctx: Need(P.PATIENT_READ)):
 def update_patient(patient_id: PathId, body: PatientPatch, ctx: Need(P.PATIENT_WRITE)):
     p = get_patient(ctx, patient_id, lock=True)
     changes = body.model_dump(exclude_unset=True)
-    for k, v in changes.items():
-        if v is None and k in ("family_name", "given_name", "birth_date", "sex", "weight_kg", "notes"):
-            continue
-        setattr(p, k, v.value if hasattr(v, "value") else v)
-    detail = {"fields": sorted(changes)}
-    if "weight_kg" in changes and changes["weight_kg"] is not None:
+    fields = apply_changes(
+        p, changes, skip_none=("family_name", "given_name", "birth_date", "sex", "weight_kg", "notes")
+    )
+    detail = {"fields": fields}
+    if changes.get("weight_kg") is not None:
         detail["weight_kg"] = changes["weight_kg"]  # dosing depends on it: keep the history in the audit log
     ctx.audit("update", "patient", p.id, patient_id=p.id, **detail)
     ctx.commit()
     return patient_out(ctx, p)
 
 
-def _list(ctx: Ctx, model, patient_id: int, resource: str, order):
+def _add(ctx: Ctx, model, body, *, patient_id: int, resource: str, **values):
+    """A record of the patient from its ``...In`` body (enums stored by value), created and audited."""
     get_patient(ctx, patient_id)
-    rows = ctx.db.scalars(select(model).where(model.patient_id == patient_id).order_by(order, model.id)).all()
-    ctx.audit("read", resource, patient_id=patient_id, count=len(rows))
-    ctx.commit()
-    return rows
-
-
-def _create(ctx: Ctx, obj, resource: str, patient_id: int, **detail):
-    ctx.db.add(obj)
-    ctx.db.flush()
-    ctx.audit("create", resource, obj.id, patient_id=patient_id, **detail)
-    ctx.commit()
-    return obj
+    data = {k: (v.value if hasattr(v, "value") else v) for k, v in body.model_dump().items()}
+    obj = model(**(data | values), patient_id=patient_id, created_by=ctx.user.id)
+    return create(ctx, obj, resource=resource, patient_id=patient_id)
 
 
 # consents
 @router.get("/patients/{patient_id}/consents", response_model=list[ConsentOut])
 def list_consents(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    return _list(ctx, Consent, patient_id, "consents", Consent.signed_on)
+    return list_for_patient(ctx, Consent, patient_id=patient_id, resource="consents", order=[Consent.signed_on])
 
 
 @router.post("/patients/{patient_id}/consents", response_model=ConsentOut, status_code=201)
 def add_consent(patient_id: PathId, body: ConsentIn, ctx: Need(P.CONSENT_WRITE)):
-    get_patient(ctx, patient_id)
-    return _create(
-        ctx,
-        Consent(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump()),
-        "consent",
-        patient_id,
-    )
+    return _add(ctx, Consent, body, patient_id=patient_id, resource="consent")
 
 
-# exams
+# duplex exams: the vein map (validated by echosclero.mapping) and its leg diagram
 @router.get("/patients/{patient_id}/exams", response_model=list[ExamOut])
 def list_exams(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    return _list(ctx, Exam, patient_id, "exams", Exam.exam_date)
+    return list_for_patient(ctx, Exam, patient_id=patient_id, resource="exams", order=[Exam.exam_date])
 
 
 @router.post("/patients/{patient_id}/exams", response_model=ExamOut, status_code=201)
 def add_exam(patient_id: PathId, body: ExamIn, ctx: Need(P.EXAM_WRITE)):
+    vein_map = body.vein_map.vein_map().to_json()  # canonical, with competence and status per segment
     get_patient(ctx, patient_id)
-    return _create(ctx, Exam(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump()), "exam", patient_id)
+    exam = Exam(
+        patient_id=patient_id,
+        exam_date=body.exam_date,
+        limb=body.limb,
+        vein_map=vein_map,
+        findings=body.findings,
+        created_by=ctx.user.id,
+    )
+    return create(ctx, exam, resource="exam", patient_id=patient_id, findings=len(vein_map["findings"]))
 
 
 @router.get("/exams/{exam_id}", response_model=ExamOut)
 def read_exam(exam_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    e = get_or_404(ctx, Exam, exam_id, "exam")
-    ctx.audit("read", "exam", e.id, patient_id=e.patient_id)
+    return read_one(ctx, Exam, exam_id, what="exam", resource="exam")
+
+
+_PNG_LOCK = threading.Lock()  # matplotlib's pyplot state is not thread-safe
+
+
+@router.get(
+    "/exams/{exam_id}/diagram",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}, "description": "the leg diagram"}},
+    summary="The exam's vein map as a leg diagram (SVG or PNG)",
+)
+def exam_diagram(exam_id: PathId, ctx: Need(P.CLINICAL_READ), format: Literal["svg", "png"] = "svg"):
+    """Anterior and posterior views of both legs, each segment coloured by its finding (incompetent, competent,
+    occluded, thrombosed, treated...) and labelled with diameter and reflux time (``echosclero.mapping``)."""
+    from echosclero.mapping.diagram import leg_diagram_svg, write_leg_diagram
+    from echosclero.mapping.model import VeinMap
+
+    exam = get_or_404(ctx, Exam, exam_id, what="exam")
+    try:
+        vein_map = VeinMap.from_json(exam.vein_map or {})
+    except (InputError, TypeError, KeyError, ValueError) as exc:
+        raise HTTPProblem(409, f"the vein map of exam {exam.id} cannot be drawn: {exc}") from None
+    ctx.audit("read", "exam_diagram", exam.id, patient_id=exam.patient_id, format=format)
     ctx.commit()
-    return e
+    title = f"Duplex vein map, exam {exam.id} of {exam.exam_date.isoformat()}"
+    if format == "svg":
+        return Response(leg_diagram_svg(vein_map, title=title), media_type="image/svg+xml")
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="echosclero-diagram-") as tmp, _PNG_LOCK:
+        png = write_leg_diagram(Path(tmp) / "diagram.png", vein_map, title=title).read_bytes()
+    return Response(png, media_type="image/png")
 
 
 # CEAP / VCSS / symptoms over time
 @router.get("/patients/{patient_id}/assessments", response_model=list[AssessmentOut])
 def list_assessments(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    return _list(ctx, Assessment, patient_id, "assessments", Assessment.assessed_on)
+    return list_for_patient(
+        ctx, Assessment, patient_id=patient_id, resource="assessments", order=[Assessment.assessed_on]
+    )
 
 
 @router.post("/patients/{patient_id}/assessments", response_model=AssessmentOut, status_code=201)
 def add_assessment(patient_id: PathId, body: AssessmentIn, ctx: Need(P.EXAM_WRITE)):
-    get_patient(ctx, patient_id)
-    return _create(
-        ctx,
-        Assessment(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump()),
-        "assessment",
-        patient_id,
-    )
+    return _add(ctx, Assessment, body, patient_id=patient_id, resource="assessment")
 
 
 # candidacy
@@ -197,7 +228,8 @@ def candidacy_out(c: Candidacy) -> CandidacyOut:
 
 @router.get("/patients/{patient_id}/candidacy", response_model=list[CandidacyOut])
 def list_candidacy(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    return [candidacy_out(c) for c in _list(ctx, Candidacy, patient_id, "candidacy", Candidacy.assessed_on)]
+    rows = list_for_patient(ctx, Candidacy, patient_id=patient_id, resource="candidacy", order=[Candidacy.assessed_on])
+    return [candidacy_out(c) for c in rows]
 
 
 @router.post("/patients/{patient_id}/candidacy", response_model=CandidacyOut, status_code=201)
@@ -213,43 +245,33 @@ def add_candidacy(patient_id: PathId, body: CandidacyIn, ctx: Need(P.CANDIDACY_W
     a = candidacy_assessment(c, foam=True)
     if body.override_reason:
         if not a.blocks:
-            from echosclero.api.errors import HTTPProblem
-
             raise HTTPProblem(422, "override_reason is only for an absolute contraindication; none is present")
-        ctx.enforce(
-            [
-                Violation(ctx.rules()["CANDIDACY_ABSOLUTE"], f"absolute contraindication: {x.text}", "present")
-                for x in a.absolute
-            ],
-            body.override_reason,
-            resource="candidacy",
-            patient_id=patient_id,
-        )
+        rule = ctx.rules()["CANDIDACY_ABSOLUTE"]
+        violations = [Violation(rule, f"absolute contraindication: {x.text}", "present") for x in a.absolute]
+        ctx.enforce(violations, body.override_reason, resource="candidacy", patient_id=patient_id)
         c.override_reason, c.overridden_by = body.override_reason, ctx.user.id
-    return candidacy_out(_create(ctx, c, "candidacy", patient_id, absolute=[x.code for x in a.absolute]))
+    c = create(ctx, c, resource="candidacy", patient_id=patient_id, absolute=[x.code for x in a.absolute])
+    return candidacy_out(c)
 
 
 # test injections (allergy check on a separate date)
 @router.get("/patients/{patient_id}/test-injections", response_model=list[TestInjectionOut])
 def list_test_injections(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    return _list(ctx, TestInjection, patient_id, "test_injections", TestInjection.given_on)
+    return list_for_patient(
+        ctx, TestInjection, patient_id=patient_id, resource="test_injections", order=[TestInjection.given_on]
+    )
 
 
 @router.post("/patients/{patient_id}/test-injections", response_model=TestInjectionOut, status_code=201)
 def add_test_injection(patient_id: PathId, body: TestInjectionIn, ctx: Need(P.SESSION_WRITE)):
-    get_patient(ctx, patient_id)
     if body.given_on > date.today():
-        from echosclero.api.errors import HTTPProblem
-
         raise HTTPProblem(422, f"given_on {body.given_on.isoformat()} is in the future; record it when given")
     warnings = []
     rules = ctx.rules()
     if body.agent is Agent.SODIUM_TETRADECYL_SULFATE and body.volume_ml > float(rules.value("STS_TEST_DOSE_MAX_ML")):
         r = rules["STS_TEST_DOSE_MAX_ML"]
         warnings.append(Violation(r, f"test dose {body.volume_ml:g} mL is above {r.value:g} mL", "volume_ml"))
-    t = TestInjection(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump())
-    t.agent = body.agent.value
-    t = _create(ctx, t, "test_injection", patient_id)
+    t = _add(ctx, TestInjection, body, patient_id=patient_id, resource="test_injection")
     out = TestInjectionOut.model_validate(t)
     out.warnings = [w.as_dict() for w in warnings]
     return out
@@ -258,12 +280,11 @@ def add_test_injection(patient_id: PathId, body: TestInjectionIn, ctx: Need(P.SE
 # prior and adjunct treatments
 @router.get("/patients/{patient_id}/treatments", response_model=list[TreatmentOut])
 def list_treatments(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
-    return _list(ctx, PriorTreatment, patient_id, "treatments", PriorTreatment.created_at)
+    return list_for_patient(
+        ctx, PriorTreatment, patient_id=patient_id, resource="treatments", order=[PriorTreatment.created_at]
+    )
 
 
 @router.post("/patients/{patient_id}/treatments", response_model=TreatmentOut, status_code=201)
 def add_treatment(patient_id: PathId, body: TreatmentIn, ctx: Need(P.EXAM_WRITE)):
-    get_patient(ctx, patient_id)
-    t = PriorTreatment(patient_id=patient_id, created_by=ctx.user.id, **body.model_dump())
-    t.kind = body.kind.value
-    return _create(ctx, t, "treatment", patient_id)
+    return _add(ctx, PriorTreatment, body, patient_id=patient_id, resource="treatment")
