@@ -788,103 +788,16 @@ def iter_pymust_scenes(quick: bool = False, *, extra: bool = False, generate_mis
 # --------------------------------------------------------------------------------------------------
 
 
-def _match(found, truth) -> tuple[dict, int]:
-    """bench_guidance's matching: a truth vessel is found when a reported centre lies within
-    max(2 mm, half its diameter) of the truth centre or the truth centre lies within 1 mm of the contour."""
-    out, used = {}, set()
-    for v in truth:
-        if not v["visible"]:
-            continue
-        for j, f in enumerate(found):
-            if j in used:
-                continue
-            d = float(np.hypot(*(np.asarray(f.center_mm) - v["center_mm"])))
-            inside = f.contour_mm is not None and cv2.pointPolygonTest(
-                f.contour_mm.astype(np.float32), tuple(map(float, v["center_mm"])), True) > -1.0
-            if d < max(2.0, 0.5 * v["diameter_mm"]) or inside:
-                out[v["id"]] = f
-                used.add(j)
-                break
-    return out, len(found) - len(used)
-
-
-def _empty_metrics() -> dict:
-    return {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
-            "art_events": 0, "art_missed": 0, "ms": [], "needle_n": 0}
-
-
-def _score_cine(frames: list[Frame], m: dict) -> None:
-    from echosclero.guidance import Engine  # noqa: PLC0415
-
-    eng = Engine()
-    in_event = event_hit = False
-    for f in frames:
-        r = eng.process(f)
-        m["ms"].append(r.processing_ms)
-        tr = f.meta["truth"]
-        match, fp = _match(list(r.vessels), tr["vessels"])
-        m["tp"] += len(match)
-        m["fn"] += sum(v["visible"] for v in tr["vessels"]) - len(match)
-        m["fp"] += fp
-        foamed = {fo["vessel_id"] for fo in tr["foam"]}
-        for v in tr["vessels"]:
-            g = match.get(v["id"])
-            if g is None:
-                continue
-            if (v["view"] == "transverse" and not g.coasting and tr["probe_pressure"] < 0.05
-                    and v["id"] not in foamed):
-                m["derr"].append(abs(g.diameter_mm - v["diameter_mm"]))
-            if f.t_s >= 1.0:
-                m["kind_n"] += 1
-                m["kind_ok"] += g.kind == v["kind"]
-        m["needle_n"] += tr["needle"] is not None
-        if tr["needle"] is not None and r.needle is not None:
-            m["tip"].append(float(np.hypot(*(np.asarray(r.needle.tip_mm) - tr["needle"]["tip_mm"]))))
-        for fo in tr["foam"]:
-            g = match.get(fo["vessel_id"])
-            mine = [x for x in r.foam if g is not None and x.vessel_id == g.id]
-            m["foam"].append(abs((mine[0].fill_fraction if mine else 0.0) - fo["fill_fraction"]))
-        truth_art = any(a["code"] == "TIP_IN_ARTERY" for a in tr["alerts"])
-        got_art = any(a.code == "TIP_IN_ARTERY" for a in r.alerts)
-        if truth_art:
-            in_event = True
-            event_hit |= got_art
-        elif in_event:
-            m["art_events"] += 1
-            m["art_missed"] += not event_hit
-            in_event = event_hit = False
-    if in_event:
-        m["art_events"] += 1
-        m["art_missed"] += not event_hit
-
-
-def _summary(m: dict) -> dict:
-    f1 = 2 * m["tp"] / max(1, 2 * m["tp"] + m["fp"] + m["fn"])
-    q = lambda a, p: float(np.percentile(a, p)) if len(a) else None  # noqa: E731
-    return {"vessel_f1": round(f1, 4), "tp": m["tp"], "fp": m["fp"], "fn": m["fn"],
-            "diameter_err_median_mm": q(m["derr"], 50), "tip_err_median_mm": q(m["tip"], 50),
-            "tip_err_p95_mm": q(m["tip"], 95), "tip_frames": len(m["tip"]), "needle_frames": m["needle_n"],
-            "kind_accuracy": round(m["kind_ok"] / max(1, m["kind_n"]), 4), "kind_n": m["kind_n"],
-            "foam_fill_err_mean": float(np.mean(m["foam"])) if m["foam"] else None,
-            "tip_in_artery_events": m["art_events"], "tip_in_artery_missed_events": m["art_missed"],
-            "frames": len(m["ms"]), "engine_ms_median": q(m["ms"], 50)}
-
-
 def score_cines(cines: Iterator[tuple[str, list[Frame]]] | Sequence[tuple[str, list[Frame]]]
                 ) -> tuple[dict[str, dict], dict]:
     """Run a fresh :class:`echosclero.guidance.Engine` over each cine; per-cine and overall metrics.
 
-    The rules are those of ``benchmarks/bench_guidance.py`` (matching, diameter at rest on transverse vessels,
-    vein/artery accuracy on frames at t >= 1 s, foam fill error, missed TIP_IN_ARTERY events).
+    The scoring is ``benchmarks/bench_guidance.py``'s own (:func:`evaluate_cines`): one implementation of the
+    matching and metric rules for both physics.
     """
-    per, total = {}, _empty_metrics()
-    for name, frames in cines:
-        m = _empty_metrics()
-        _score_cine(frames, m)
-        per[name] = _summary(m)
-        for k in total:
-            total[k] = total[k] + m[k]
-    return per, _summary(total)
+    from benchmarks.bench_guidance import evaluate_cines
+
+    return evaluate_cines((name, [frames]) for name, frames in cines)
 
 
 # --------------------------------------------------------------------------------------------------
