@@ -9,28 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from echosclero.frames import Calibration, Frame
 from echosclero.guidance import Engine
 from echosclero.guidance.preprocess import prepare
 from echosclero.guidance.shadows import acoustic_shadow
 from echosclero.guidance.vessels import split_touching
 from echosclero.sim import open_simulated_source
 
-from .conftest import match
+from .conftest import SYNTH_MM, match, speckle, synth_frame
 
-MM = 0.1  # mm per pixel of the synthetic frames
-
-
-def _speckle(rows=400, cols=400, seed=0):
-    rng = np.random.default_rng(seed)
-    amp = np.abs(rng.normal(size=(rows, cols)) + 1j * rng.normal(size=(rows, cols)))
-    img = 20 * np.log10(amp + 1e-3)
-    return np.clip((img + 20) / 35 * 180, 0, 255).astype(np.float32)
-
-
-def _frame(img, index=0, t=0.0):
-    return Frame(pixels=np.clip(img, 0, 255).astype(np.uint8), index=index, t_s=t,
-                 calibration=Calibration(mm_per_px_x=MM, mm_per_px_z=MM))
+MM = SYNTH_MM
+_speckle, _frame = speckle, synth_frame
 
 
 def test_shadow_below_attenuator_not_below_lumen():

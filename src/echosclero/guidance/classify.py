@@ -26,11 +26,19 @@ DECIDE_LOGIT = 2.0
 WALL_SPLIT = 1.45
 #: Window over which pulsatility is judged (s); a cardiac cycle is 0.5-1.5 s.
 PULSE_WINDOW_S = 1.5
-#: Shortest series that can show a cardiac cycle (s): one beat at 66 per minute.
-MIN_PULSE_SPAN_S = 0.85
+#: Shortest series in which a pulse, once seen, counts (s): a systolic distension and its fall.
+MIN_PULSE_SPAN_S = 0.5
+#: Series length (s) from which the *absence* of a pulse counts in full: one whole cardiac cycle at 50 per
+#: minute, so that a systole cannot fall outside it; shorter quiet series count in proportion (from half of
+#: it). Calling an artery a vein silences TIP_IN_ARTERY, so this side waits longer.
+MIN_QUIET_SPAN_S = 1.2
 #: A diameter swing is a pulse above both bounds: 2 % of the diameter (arteries: 5-10 %) and 0.12 mm.
 PULSE_REL = 0.02
 PULSE_MM = 0.12
+#: Log-odds (vein) of a lumen found filled with echoes (thrombus).
+ECHOGENIC_LOGIT = 2.0
+#: Running-median window (s) whose output is taken as the slow baseline of the diameter series.
+BASELINE_S = 0.5
 
 
 def _window(hist, t_now: float, span: float) -> np.ndarray:
@@ -38,12 +46,21 @@ def _window(hist, t_now: float, span: float) -> np.ndarray:
     return np.asarray(vals, dtype=float)
 
 
+def _running_median(x: np.ndarray, k: int) -> np.ndarray:
+    half = k // 2
+    padded = np.pad(x, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1)
+
+
 def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float] | None:
     """Cardiac swing of a lumen: (peak-to-peak in mm, relative to the mean diameter) over the last ``span_s``.
 
-    The equivalent diameter series is detrended (a straight line: slow drift, respiration, probe motion) and
-    smoothed over three frames (segmentation noise) before taking its range. ``None`` while the series covers
-    less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples.
+    The equivalent diameter series is high-passed by subtracting its running median over
+    :data:`BASELINE_S` (slow drift, respiration, probe motion, and slow deformations such as a needle or its
+    ring-down indenting the wall, change over seconds; the systolic distension of an artery rises within
+    ~0.1 s and falls back within the cycle), then median-filtered over three frames (a one-frame segmentation
+    glitch is not a pulse; a distension lasts several frames) before taking its range. ``None`` while the
+    series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples.
     """
     pts = [(t, v) for (t, v) in areas if t_now - t <= span_s and v is not None and math.isfinite(v) and v > 0]
     if len(pts) < 8:
@@ -52,8 +69,10 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     if t[-1] - t[0] < MIN_PULSE_SPAN_S:
         return None
     d = 2.0 * np.sqrt(np.array([p[1] for p in pts]) / math.pi)
-    res = d - np.polyval(np.polyfit(t - t[0], d, 1), t - t[0])
-    sm = np.convolve(res, np.ones(3) / 3.0, mode="valid")
+    dt = float(np.median(np.diff(t)))
+    k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
+    res = d - _running_median(d, min(k, (d.size - 1) | 1))
+    sm = np.median(np.lib.stride_tricks.sliding_window_view(res, 3), axis=1)
     swing = float(sm.max() - sm.min())
     return swing, swing / float(d.mean())
 
@@ -71,14 +90,25 @@ def pulsatility_logit(areas, t_now: float) -> float:
         return 0.0
     swing_mm, rel = sw
     score = min(rel / PULSE_REL, swing_mm / PULSE_MM)
-    return float(np.clip(8.0 * (score - 0.5), -3.0, 4.0))
+    logit = float(np.clip(8.0 * (score - 0.5), -3.0, 4.0))
+    if logit < 0:
+        # no pulse seen: as strong as the series is long, since a short one may fall between two systoles
+        # (full weight from MIN_QUIET_SPAN_S, a whole cycle at 50 per minute; none below half of it)
+        logit *= float(np.clip((_span(areas, t_now) - 0.5 * MIN_QUIET_SPAN_S) / (0.5 * MIN_QUIET_SPAN_S), 0, 1))
+    return logit
 
 
-def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_compressibility: float | None
-                 ) -> tuple[float, bool]:
+def _span(hist, t_now: float, span_s: float = PULSE_WINDOW_S) -> float:
+    ts = [t for (t, v) in hist if t_now - t <= span_s]
+    return ts[-1] - ts[0] if ts else 0.0
+
+
+def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_compressibility: float | None,
+                 echogenic_fraction: float = 0.0) -> tuple[float, bool]:
     """Summed artery log-odds and whether the evidence is enough to decide.
 
     ``areas``, ``colour``, ``walls``: sequences of ``(t_s, value)``; colour values are ``None`` on grey frames.
+    ``echogenic_fraction``: share of the frames in which the lumen was filled with echoes (no foam injected).
     """
     logit = 0.0
     span = t_now - t_first
@@ -97,6 +127,11 @@ def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_comp
     if max_compressibility is not None:
         if max_compressibility >= 0.7:
             logit -= 6.0
+    if echogenic_fraction >= 0.5:
+        # a lumen filled with echoes (not sclerosant) is thrombus: acute superficial or deep vein thrombosis
+        # is the common finding in a vein clinic (CLINICAL.md, compression ultrasound); an occluded artery is
+        # rare there and keeps its thick, bright wall (the wall cue)
+        logit -= ECHOGENIC_LOGIT
     decided = abs(logit) >= DECIDE_LOGIT and span >= 0.45
     return logit, decided
 

@@ -20,6 +20,7 @@ from echosclero.frames import Frame
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
+from echosclero.guidance.foam import lost_to_echoes, needle_shade, tip_in_mask
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
 from echosclero.guidance.preprocess import Prepared, prepare
 from echosclero.guidance.shadows import acoustic_shadow
@@ -33,6 +34,17 @@ from echosclero.guidance.tracking import (
 from echosclero.guidance.vessels import detect_lumens, detect_walled_lumens
 
 __all__ = ["Engine", "EngineConfig"]
+
+#: Contrary decisive evidence must last this long (s) before a decided vessel changes kind, so a transient
+#: deformation (a needle, a probe shift) does not flip it: to vein, longer than the pulse window (a glitch
+#: stays in it that long); to artery sooner, because an artery taken for a vein silences TIP_IN_ARTERY.
+FLIP_TO_VEIN_S = 1.5
+FLIP_TO_ARTERY_S = 0.75
+#: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
+#: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
+MAX_PULSE_STEP = 0.12
+#: The wall echogenicity cue changes slowly: sampled at most this often (s).
+WALL_EVERY_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +182,13 @@ class Engine:
         if exclude is not None:
             k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
             near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+        below_foam = self._below_foam(prep.shape)
         for tr in tracks:
             self._update_geometry(tr, prep, exclude, t, needle_m, pressed)
             c = self._update_compression(tr, strain, pressed)
             if c is not None:
                 comp_now[tr.id] = c
-            self._update_evidence(tr, prep, t, pressed, near)
+            self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
             hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
@@ -236,16 +249,28 @@ class Engine:
         cv2.circle(mask, p1, th, 1, -1)
         return mask.astype(bool)
 
+    def _needle_shade(self, prep: Prepared, exclude: np.ndarray | None,
+                      needle_m: NeedleMeasurement | None) -> np.ndarray | None:
+        """What the needle hides from the foam reading (computed once per frame)."""
+        if needle_m is None:
+            return exclude
+        cached = prep._cache.get("needle_shade")
+        if cached is None:
+            cached = prep._cache["needle_shade"] = needle_shade(prep, needle_m, exclude)
+        return cached
+
     def _update_geometry(self, tr: Track, prep: Prepared, exclude: np.ndarray | None, t: float,
                          needle_m: NeedleMeasurement | None, pressed: bool) -> None:
         mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
         px_area = mmx * mmz
-        if pressed:
+        raw, bright = None, None
+        if not pressed:
+            raw, bright = foam_measure(prep, tr, exclude, self._needle_shade(prep, exclude, needle_m))
+        if raw is None:
             # under probe pressure the lumen collapses inside its resting outline and the tissue now inside
-            # that outline is not sclerosant: foam is not re-measured until the pressure is released
-            raw, bright = (tr.foam_baseline or 0.0) + tr.foam_fill * (1.0 - (tr.foam_baseline or 0.0)), None
-        else:
-            raw, bright = foam_measure(prep, tr, exclude)
+            # that outline is not sclerosant; a lumen mostly hidden (needle, colour flow) cannot be read:
+            # the fill is not re-measured until it can be
+            raw = (tr.foam_baseline or 0.0) + tr.foam_fill * (1.0 - (tr.foam_baseline or 0.0))
         if tr.foam_baseline is None:
             tr.foam_baseline = raw
         elif tr.foam_fill < 0.02 and len(tr.foam_history) < 6:
@@ -260,7 +285,13 @@ class Engine:
         lum = tr.lumen
         if fill < 0.05:
             seen = tr.seen_now and not lum.occluded  # a lumen cut by a shadow is not measured
-            if seen and (tr.ref_mask is None or lum.area_mm2 >= 0.6 * tr.ref_area_mm2 or not tr.confirmed):
+            # while a needle is inside the lumen, or echoes take the place of part of it during an injection,
+            # the detection shows the lumen less the needle or the first foam: keep the outline as it was
+            freeze = tr.ref_mask is not None and not pressed and self._injecting(t) and (
+                (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
+                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude))
+            if seen and not freeze and (tr.ref_mask is None or lum.area_mm2 >= 0.6 * tr.ref_area_mm2
+                                        or not tr.confirmed):
                 tr.ref_mask = tr.mask.copy()
                 tr.ref_area_mm2 = lum.area_mm2
                 tr.ref_lumen = lum
@@ -302,33 +333,118 @@ class Engine:
 
     def _update_compression(self, tr: Track, strain: float, pressed: bool) -> float | None:
         if not pressed:
+            tr.last_pressed_compressibility = None
             if tr.seen_now and strain < 0.008 and tr.foam_fill < 0.05:
                 tr.rest_area_mm2 = tr.area_now_mm2 if tr.rest_area_mm2 is None else \
                     0.8 * tr.rest_area_mm2 + 0.2 * tr.area_now_mm2
             return None
         if tr.rest_area_mm2 is None or tr.rest_area_mm2 <= 0:
             return None
-        area = tr.area_now_mm2 if tr.seen_now else 0.0  # not found under pressure: collapsed
-        if not tr.seen_now:
+        if tr.seen_now:
+            c = float(np.clip(1.0 - tr.area_now_mm2 / tr.rest_area_mm2, 0.0, 1.0))
+            tr.last_pressed_compressibility = c
+        elif tr.last_pressed_compressibility is not None and tr.last_pressed_compressibility >= 0.5:
+            # seen shrinking under the probe, now gone: collapsed
             tr.area_now_mm2 = 0.0
             tr.diameter_now_mm = 0.0
-        c = float(np.clip(1.0 - area / tr.rest_area_mm2, 0.0, 1.0))
+            c = 1.0
+        else:
+            # lost under pressure without having been seen to shrink (the probe moved, an artery shifted
+            # aside): not evidence of collapse
+            return None
         tr.max_compressibility = c if tr.max_compressibility is None else max(tr.max_compressibility, c)
         return c
 
-    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None) -> None:
-        # the lumen's own pulsation is read only when nothing else deforms it: no probe pressure, no foam or
-        # spasm, no needle pushing on the wall, no shadow hiding part of it
-        touched = near is not None and bool(np.any(near & tr.mask))
-        # a long-axis vessel's width is read along its whole visible length: a needle or a shadow over one
-        # part of it does not change it
-        hidden = (touched or tr.lumen.occluded) and not tr.lumen.longitudinal
-        touched = touched and not tr.lumen.longitudinal
-        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not hidden:
-            tr.areas.append((t, math.pi * (0.5 * tr.lumen.diameter_mm) ** 2))  # width series, any view
-            tr.walls.append((t, wall_ratio(prep, tr.mask)))
-        elif touched or tr.foam_fill >= 0.05:
-            tr.areas.clear()  # a deformed series would read as a pulse; start again once free
+    @staticmethod
+    def _pulse_width_mm(tr: Track, prep: Prepared, disturbed: np.ndarray | None) -> float | None:
+        """Width of the lumen now, with sub-pixel precision, for the pulsatility series.
+
+        A binary mask moves in whole pixels (0.2 mm), about the size of an arterial pulse (5-10 % of 6 mm),
+        and along a straight long-axis wall every column flips at once; so each pixel near the edge counts
+        by where its grey lies between the lumen level and the wall level (a soft area).
+
+        ``disturbed``: where the needle, an acoustic shadow or spreading foam moves the grey for reasons of
+        its own. Transverse: the equivalent-circle diameter of the soft area; with part of the lumen
+        disturbed, the resting outline scaled by the ratio of the undisturbed part now to the same part of
+        the resting outline (the pulse moves the whole wall, so any part of it shows it). Long axis: the
+        mean soft height of the lumen over the central 80 % of the undisturbed columns it crosses.
+        """
+        lum = tr.lumen
+        rows, cols = prep.shape
+        r0, c0, r1, c1 = lum.bbox
+        pad = 2
+        a0, b0, a1, b1 = max(0, r0 - pad), max(0, c0 - pad), min(rows, r1 + pad), min(cols, c1 + pad)
+        dist = disturbed[a0:a1, b0:b1] if disturbed is not None else None
+        if not lum.longitudinal and (lum.occluded or (dist is not None and dist.any())):
+            if tr.ref_mask is None or tr.ref_lumen is None or tr.ref_mask.shape != prep.shape:
+                return None
+            free = ~disturbed if disturbed is not None else np.ones(prep.shape, bool)
+            visible_ref = np.count_nonzero(tr.ref_mask & free)
+            if visible_ref < 0.4 * np.count_nonzero(tr.ref_mask):
+                return None  # too little left in view to read the wall motion
+            return tr.ref_lumen.diameter_mm * math.sqrt(np.count_nonzero(tr.mask & free) / visible_ref)
+        m = np.zeros((a1 - a0, b1 - b0), np.uint8)
+        m[r0 - a0:r1 - a0, c0 - b0:c1 - b0] = lum.mask
+        grown = cv2.dilate(m, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)).astype(bool)
+        inside = m.astype(bool)
+        ring = grown & ~inside
+        win = prep.ratio[a0:a1, b0:b1]
+        if not ring.any():
+            return None
+        lo = float(np.median(win[inside]))
+        hi = float(np.percentile(win[ring], 75))
+        if hi - lo < 0.1:
+            return None  # no edge contrast to interpolate on
+        soft = np.clip((hi - win) / (hi - lo), 0.0, 1.0) * grown
+        if lum.longitudinal:
+            cols_in = inside.any(axis=0)
+            if dist is not None:  # columns the needle, foam or a shadow disturb
+                cols_in &= ~dist.any(axis=0)
+            present = np.flatnonzero(cols_in)
+            if present.size < 10:
+                return None
+            cut = present.size // 10
+            return float(soft.sum(axis=0)[present[cut:present.size - cut]].mean()) * prep.mm_per_px_z
+        return 2.0 * math.sqrt(float(soft.sum()) * prep.mm_per_px_x * prep.mm_per_px_z / math.pi)
+
+    def _below_foam(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """Where the image lies under a lumen holding foam (as of the last frame): the foam's echoes and its
+        shadow change the grey there as it spreads, which is not the wall motion of the vessels below."""
+        m = None
+        for tr in self.vessels.tracks:
+            if tr.foam_fill >= self.config.min_foam_fill and tr.ref_mask is not None and tr.ref_mask.shape == shape:
+                rows = np.flatnonzero(tr.ref_mask.any(axis=1))
+                if rows.size:
+                    if m is None:
+                        m = np.zeros(shape, bool)
+                    m[rows[0]:, tr.ref_mask.any(axis=0)] = True
+        return m
+
+    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None,
+                         shadow: np.ndarray | None = None, below_foam: np.ndarray | None = None) -> None:
+        # the lumen's own pulsation is read where nothing else moves its outline: no probe pressure, no foam in
+        # it; the parts near the needle, under a shadow or under spreading foam are left out (the rest of the
+        # wall still shows the pulse)
+        touched = near is not None and bool(np.any(near & tr.mask)) and not tr.lumen.longitudinal
+        disturbed = None
+        for extra in (near, below_foam, shadow):
+            if extra is not None:
+                disturbed = extra if disturbed is None else disturbed | extra
+        if tr.seen_now and tr.foam_fill < 0.05 and self._needle_seen_t is None:
+            tr.echogenic_frames += tr.lumen.echogenic  # thrombus-filled, found by its wall (not foam)
+            tr.clear_frames += not tr.lumen.echogenic
+        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not touched:
+            # (a needle within 2 mm of a transverse lumen: its echoes and ring-down move the outline; the
+            # series pauses and resumes once it is clear)
+            width = self._pulse_width_mm(tr, prep, disturbed)
+            if width is not None:
+                if tr.areas and abs(width / (2.0 * math.sqrt(tr.areas[-1][1] / math.pi)) - 1.0) > MAX_PULSE_STEP:
+                    tr.areas.clear()  # a jump no pulse makes between two frames: the segmentation changed
+                tr.areas.append((t, math.pi * (0.5 * width) ** 2))  # width series, any view
+            if not tr.walls or t - tr.walls[-1][0] >= WALL_EVERY_S:
+                tr.walls.append((t, wall_ratio(prep, tr.mask)))
+        elif tr.foam_fill >= 0.05:
+            tr.areas.clear()  # foam and spasm change the lumen: start again once free
         cf = colour_fraction(prep, tr.mask if tr.seen_now else (tr.ref_mask if tr.ref_mask is not None else tr.mask))
         if cf is not None and not pressed:
             tr.colour.append((t, cf))
@@ -337,12 +453,20 @@ class Engine:
         if tr.kind != "unknown" and (touched or tr.foam_fill >= 0.05 or pressed) and tr.max_compressibility is None:
             return  # the decision taken on the free vessel stands while the needle or foam deform it
         logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
-                                      walls=tr.walls, max_compressibility=tr.max_compressibility)
+                                      walls=tr.walls, max_compressibility=tr.max_compressibility,
+                                      echogenic_fraction=tr.echogenic_frames / max(1, tr.echogenic_frames
+                                                                                   + tr.clear_frames))
         tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
-        if decided:
-            tr.kind = "artery" if logit > 0 else "vein"
-        elif tr.kind != "unknown" and abs(logit) < 0.5:
-            tr.kind = "unknown"
+        if not decided:
+            tr.flip_since = None
+            return
+        kind = "artery" if logit > 0 else "vein"
+        if tr.kind == "unknown" or kind == tr.kind:
+            tr.kind, tr.flip_since = kind, None
+        elif tr.flip_since is None:
+            tr.flip_since = t  # a vessel does not change kind: the contrary evidence must persist
+        elif t - tr.flip_since >= (FLIP_TO_ARTERY_S if kind == "artery" else FLIP_TO_VEIN_S):
+            tr.kind, tr.flip_since = kind, None
 
     def _contains(self, tr: Track, prep: Prepared, tip: np.ndarray, needle_m: NeedleMeasurement | None) -> bool:
         ref = tr.ref_mask if tr.ref_mask is not None else tr.mask

@@ -31,7 +31,7 @@ SHADOW_LEVEL = 0.6
 #: Vertical averaging window when walking up a shadowed column (mm): thinner bright lines do not stop it.
 WINDOW_MM = 3.0
 #: Percentile of a row taken as its tissue level.
-TISSUE_PERCENTILE = 80
+TISSUE_PERCENTILE = 95
 #: Narrowest shadow kept (mm); thinner dark columns are edge or refraction artefacts.
 MIN_WIDTH_MM = 0.6
 

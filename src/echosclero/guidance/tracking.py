@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from echosclero.guidance.foam import CONTENT_RATIO, fill_fraction
 from echosclero.guidance.preprocess import Prepared
 from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
 
@@ -27,6 +28,10 @@ __all__ = ["MAX_COAST_S", "Track", "VesselTracker"]
 
 #: How long a confirmed track is kept without detection (s).
 MAX_COAST_S = 3.0
+#: A track detected fewer than :data:`STEADY_HITS` times coasts only this long (s): a dark patch seen in two or
+#: three frames and then gone was noise, not a vessel that collapsed or went under a shadow.
+MIN_COAST_S = 0.3
+STEADY_HITS = 4
 #: Detections before a track is confirmed.
 CONFIRM_HITS = 2
 #: Minimum overlap (fraction of the smaller of detection and track) to assign a detection to a track.
@@ -63,6 +68,10 @@ class Track:
     walls: deque = field(default_factory=lambda: deque(maxlen=128))
     artery_probability: float = 0.5
     kind: str = "unknown"
+    flip_since: float | None = None  # contrary decisive evidence seen since (s), see Engine._update_evidence
+    last_pressed_compressibility: float | None = None  # during the current compression, while still seen
+    echogenic_frames: int = 0  # frames the lumen was found filled with echoes (thrombus), outside injections
+    clear_frames: int = 0
     seen_now: bool = True
 
     @property
@@ -194,7 +203,8 @@ class VesselTracker:
         keep = []
         for tr in self.tracks:
             gap = t_s - tr.t_last_seen
-            if tr.seen_now or (tr.confirmed and gap <= MAX_COAST_S):
+            coast = MAX_COAST_S if tr.hits >= STEADY_HITS else MIN_COAST_S
+            if tr.seen_now or (tr.confirmed and gap <= coast):
                 keep.append(tr)
         self.tracks = keep
         return [tr for tr in self.tracks if tr.seen_now or tr.confirmed]
@@ -241,18 +251,39 @@ def colour_fraction(prep: Prepared, mask: np.ndarray) -> float | None:
     return float(vals.mean()) if vals.size else 0.0
 
 
-def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None) -> tuple[float, np.ndarray | None]:
-    """Fraction of the track's reference lumen filled with echogenic content, and the foam mask."""
+def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None, shade: np.ndarray | None = None
+                 ) -> tuple[float, np.ndarray | None]:
+    """Fraction of the track's reference lumen filled with echogenic content (foam), and the bright foam mask
+    (0 when none of it can be read).
+
+    ``exclude``: the needle; ``shade``: what the needle hides (shaft and the scan lines below it), not read.
+    The fill is read as a layer within the reference outline (:func:`echosclero.guidance.foam.fill_fraction`).
+    """
     ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
-    k = np.ones((3, 3), np.uint8)
-    region = cv2.erode(ref.astype(np.uint8), k).astype(bool)
-    if exclude is not None:
-        region &= ~exclude
-    n = int(region.sum())
-    if n < 4:
+    ys, xs = np.nonzero(ref)
+    if ys.size < 4:
         return 0.0, None
-    bright = (prep.small > prep.background * np.float32(FOAM_RATIO)) & region
-    return float(bright.sum()) / n, bright
+    r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    region = ref[r0:r1, c0:c1]
+    # read the lumen less its edge pixel, which mixes with the wall echo
+    sub = np.zeros((r1 - r0 + 2, c1 - c0 + 2), np.uint8)
+    sub[1:-1, 1:-1] = region
+    measurable = cv2.erode(sub, np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
+    if int(measurable.sum()) < 4:
+        return 0.0, None
+    hidden = shade if shade is not None else exclude
+    if hidden is not None:
+        measurable &= ~hidden[r0:r1, c0:c1]
+    if prep.colour_small is not None:  # the colour-flow overlay hides the grey echoes underneath
+        measurable &= prep.colour_small[r0:r1, c0:c1] <= np.float32(0.05)
+    if int(measurable.sum()) < 4:
+        return 0.0, None  # nothing of the lumen can be read
+    ratio = prep.ratio[r0:r1, c0:c1]
+    longitudinal = (tr.ref_lumen or tr.lumen).longitudinal
+    fill = fill_fraction(region, ratio >= np.float32(CONTENT_RATIO), measurable, longitudinal)
+    bright = np.zeros(ref.shape, bool)
+    bright[r0:r1, c0:c1] = (ratio > np.float32(FOAM_RATIO)) & measurable
+    return fill, bright
 
 
 def _rdp_free(x: float) -> float:

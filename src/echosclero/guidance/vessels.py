@@ -52,6 +52,16 @@ BRIDGE_MM = 1.0
 WALL_RATIO = 1.25
 #: A wall-ringed hole is a vessel when it fits an ellipse this well (intersection over union).
 RING_ELLIPSE_IOU = 0.9
+#: Two long-axis vessels one above the other over at least this length (mm) are split at their junction.
+MIN_BRANCH_MM = 3.0
+#: Long-axis pieces on either side of an in-plane needle are joined across gaps up to twice this (mm), inside
+#: the needle's mask only.
+JOIN_MM = 2.5
+#: Shadow-column test of a new candidate: tissue straight below it (depth window, mm) darker than this fraction
+#: of the tissue at the same depths beside it means the candidate is a slice of an acoustic shadow between two
+#: bright layers (a blood-filled lumen has tissue at its normal level, often enhanced, below it).
+BELOW_MM = (1.0, 10.0)
+SHADOW_BELOW_RATIO = 0.75
 
 
 @dataclass(eq=False)
@@ -107,7 +117,7 @@ def _fill_holes(m: np.ndarray) -> np.ndarray:
 
 
 def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, *,
-             echogenic: bool) -> Lumen | None:
+             echogenic: bool, branch: bool = False) -> Lumen | None:
     mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
     rows, cols = prep.shape
     n = int(np.count_nonzero(comp))
@@ -125,12 +135,14 @@ def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.n
     touches_lr = col0 <= 1 and col0 + w >= cols - 1
     touches_bottom = row0 + h >= rows - 1
     elong = rw_mm / max(rh_mm, 1e-6)
-    longitudinal = touches_lr or elong >= LONGITUDINAL_ELONGATION
+    longitudinal = touches_lr or elong >= LONGITUDINAL_ELONGATION or branch
     if touches_bottom and h * mmz > 0.3 * rows * mmz:
         return None  # an acoustic shadow column, not a lumen
     if longitudinal:
         # tube width: twice the distance-transform value along the ridge of the band
-        dt = cv2.distanceTransform(comp, cv2.DIST_L2, 3)
+        # padded: OpenCV counts pixels beyond the crop as foreground, and a straight band fills its crop
+        dt = cv2.distanceTransform(cv2.copyMakeBorder(comp, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+                                   cv2.DIST_L2, 3)[1:-1, 1:-1]
         ridge = (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8))) & (dt > 1.5)
         if ridge.sum() < 3:
             return None
@@ -301,6 +313,84 @@ def split_touching(comp: np.ndarray, mm_per_px: float) -> list[np.ndarray]:
     return parts or [comp]
 
 
+def _column_runs(comp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertical runs of a binary crop: ``(col, start_row, end_row)`` arrays (end exclusive), by column then depth."""
+    pad = np.zeros((comp.shape[0] + 2, comp.shape[1]), np.int8)
+    pad[1:-1] = comp
+    d = np.diff(pad, axis=0)
+    cols, starts = np.nonzero(d.T == 1)  # transposed: ordered by column, then row
+    _, ends = np.nonzero(d.T == -1)
+    return cols, starts, ends
+
+
+def split_branches(comp: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *,
+                   needle: np.ndarray | None = None) -> list[np.ndarray]:
+    """Split a long-axis blob where two vessels run one above the other and join (a junction: the great
+    saphenous vein diving into the common femoral vein), by its vertical runs.
+
+    Where a column crosses the blob twice, the upper run is one vessel and the lower run the other. Where it
+    crosses once, next to such columns, the run is the lower vessel continued, plus the part above the lower
+    vessel's top edge (carried over from the nearest two-run column), which is the upper vessel entering the
+    junction. A blob with too few two-run columns (less than :data:`MIN_BRANCH_MM` wide) comes back unchanged.
+    ``needle`` (the crop of the needle's mask): runs separated by the needle (a shaft inside a long-axis lumen)
+    are one run.
+    """
+    if needle is not None and needle.any():
+        filled = comp.copy()
+        col, start, end = _column_runs(comp)
+        for k in range(col.size - 1):
+            if col[k + 1] == col[k]:
+                g0, g1 = end[k], start[k + 1]
+                if np.count_nonzero(needle[g0:g1, col[k]]) >= 0.6 * (g1 - g0):
+                    filled[g0:g1, col[k]] = 1
+        comp_runs = filled
+    else:
+        comp_runs = comp
+    col, start, end = _column_runs(comp_runs)
+    w = comp.shape[1]
+    nruns = np.bincount(col, minlength=w)
+    two = nruns >= 2
+    if np.count_nonzero(two) * mm_per_px_x < MIN_BRANCH_MM or np.any(nruns > 3):
+        return [comp]
+    first = np.searchsorted(col, np.arange(w))  # index of each column's first run
+    last = first + nruns - 1
+    upper = np.zeros_like(comp)
+    lower = np.zeros_like(comp)
+    # top edge of the lower vessel per column: known in two-run columns, carried to the nearest one elsewhere
+    idx = np.flatnonzero(two)
+    low_top = np.full(w, -1, np.int64)
+    low_top[idx] = start[last[idx]]
+    nearest = idx[np.clip(np.searchsorted(idx, np.arange(w)), 0, idx.size - 1)]
+    prev = idx[np.clip(np.searchsorted(idx, np.arange(w)) - 1, 0, idx.size - 1)]
+    pick = np.where(np.abs(prev - np.arange(w)) < np.abs(nearest - np.arange(w)), prev, nearest)
+    margin = max(1, int(round(0.4 / mm_per_px_z)))
+    for c in range(w):
+        if nruns[c] == 0:
+            continue
+        if two[c]:
+            upper[start[first[c]]:end[first[c]], c] = 1
+            lower[start[first[c] + 1]:end[last[c]], c] = 1
+            continue
+        s0, e0 = start[first[c]], end[first[c]]
+        cut = int(low_top[pick[c]])
+        if cut - s0 > margin:
+            upper[s0:min(cut, e0), c] = 1
+            lower[min(cut, e0):e0, c] = 1
+        else:
+            lower[s0:e0, c] = 1
+    parts = []
+    min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mm_per_px_x * mm_per_px_z)
+    for part in (upper, lower):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
+        if n <= 1:
+            return [comp]
+        best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        if stats[best, cv2.CC_STAT_AREA] < min_px:
+            return [comp]
+        parts.append((labels == best).astype(np.uint8))
+    return parts
+
+
 def _touches(lum: Lumen, region: np.ndarray) -> bool:
     """Whether ``region`` (full working-image mask) touches the lumen or its one-pixel rim."""
     r0, c0, r1, c1 = lum.bbox
@@ -334,6 +424,78 @@ def _solidity(comp: np.ndarray) -> float:
         return 0.0
     cnt = max(contours, key=cv2.contourArea)
     return cv2.contourArea(cnt) / max(cv2.contourArea(cv2.convexHull(cnt)), 1e-6)
+
+
+def _in_shadow_column(prep: Prepared, lum: Lumen) -> bool:
+    """Whether the tissue below ``lum`` is darker than the tissue beside it at the same depths (a slice of an
+    acoustic shadow, not a lumen). Lumens at the bottom of the image or as wide as it are not tested."""
+    rows, cols = prep.shape
+    r0, c0, r1, c1 = lum.bbox
+    a = r1 + int(round(BELOW_MM[0] / prep.mm_per_px_z))
+    b = min(rows, r1 + int(round(BELOW_MM[1] / prep.mm_per_px_z)))
+    if b - a < max(3, int(round(1.5 / prep.mm_per_px_z))):
+        return False
+    # the central part of the lumen's columns (its rounded sides see the flanking tissue)
+    w = c1 - c0
+    cc0, cc1 = c0 + w // 4, c1 - w // 4
+    fw = max(3, int(round(2.0 / prep.mm_per_px_x)))
+    gap = max(1, int(round(0.6 / prep.mm_per_px_x)))
+    s = prep.small
+    cc1 = max(cc1, cc0 + 1)
+    # pixels of another lumen below this one (a vein lying on a deeper vein) are not shadowed tissue
+    valid = prep.ratio[a:b, cc0:cc1] >= LUMEN_RATIO
+    below = (s[a:b, cc0:cc1] * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    flanks = []
+    if c0 - gap - fw >= 0:
+        flanks.append(s[a:b, c0 - gap - fw:c0 - gap].mean(axis=1))
+    if c1 + gap + fw <= cols:
+        flanks.append(s[a:b, c1 + gap:c1 + gap + fw].mean(axis=1))
+    if not flanks:
+        return False
+    flank = np.max(flanks, axis=0)
+    # rows where the flank is itself dark (another lumen crossing below, e.g. a long-axis vein) say nothing
+    tissue = (flank >= LUMEN_RATIO * prep.background[a:b, min(cols - 1, (c0 + c1) // 2)]) & (
+        valid.mean(axis=1) >= 0.5)
+    if np.count_nonzero(tissue) < 3:
+        return False
+    return float(np.median(below[tissue] / flank[tissue])) < SHADOW_BELOW_RATIO
+
+
+def _join_across_needle(prep: Prepared, lumens: list[Lumen], ignore: np.ndarray) -> list[Lumen]:
+    """Join long-axis lumens cut in two by an in-plane needle (the shaft, its echo and reverberations run
+    across the tube): two long-axis pieces touching the needle mask, overlapping in depth, of similar width,
+    whose union bridged inside the needle mask is one band."""
+    grown = cv2.dilate(ignore.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    cand = [lu for lu in lumens if lu.longitudinal and _touches(lu, grown)]
+    if len(cand) < 2:
+        return lumens
+    k = _disk(JOIN_MM / prep.mm_per_px_x)
+    for i in range(len(cand)):
+        for j in range(i + 1, len(cand)):
+            a, b = cand[i], cand[j]
+            ra0, _, ra1, _ = a.bbox
+            rb0, _, rb1, _ = b.bbox
+            if min(ra1, rb1) - max(ra0, rb0) < 0.5 * min(ra1 - ra0, rb1 - rb0):
+                continue
+            if max(a.diameter_mm, b.diameter_mm) > 1.6 * min(a.diameter_mm, b.diameter_mm):
+                continue
+            r0, c0 = min(a.row0, b.row0), min(a.col0, b.col0)
+            r1, c1 = max(a.bbox[2], b.bbox[2]), max(a.bbox[3], b.bbox[3])
+            u = np.zeros((r1 - r0, c1 - c0), np.uint8)
+            for lu in (a, b):
+                u[lu.row0 - r0:lu.bbox[2] - r0, lu.col0 - c0:lu.bbox[3] - c0] |= lu.mask.astype(np.uint8)
+            closed = cv2.morphologyEx(u, cv2.MORPH_CLOSE, k)
+            u |= closed & grown[r0:r1, c0:c1].astype(np.uint8)
+            if cv2.connectedComponents(u, connectivity=8)[0] != 2:
+                continue
+            lum = _measure(prep, u, r0, c0, prep.ratio, echogenic=False, branch=True)
+            if lum is None:
+                continue
+            lum.contrast = max(a.contrast, b.contrast)
+            lum.occluded = a.occluded or b.occluded
+            rest = [lu for lu in lumens if lu is not a and lu is not b]
+            return _join_across_needle(prep, rest + [lum], ignore)
+    return lumens
 
 
 def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: np.ndarray | None = None,
@@ -382,21 +544,32 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
         if hidden is not None:
             comp &= ~hidden[y:y + comp.shape[0], x:x + comp.shape[1]]
         parts = [comp]
-        if _solidity(comp) < SPLIT_SOLIDITY and not _spans_width(comp, x, prep.shape[1]):
-            parts = split_touching(comp, prep.mm_per_px_x)
-            if not all(is_round(part) for part in parts):
-                parts = [comp]  # not a cluster of round lumens (a bent long-axis vessel, a junction)
+        branched = False
+        if _solidity(comp) < SPLIT_SOLIDITY:
+            if not _spans_width(comp, x, prep.shape[1]):
+                parts = split_touching(comp, prep.mm_per_px_x)
+                if not all(is_round(part) for part in parts):
+                    parts = [comp]  # not a cluster of round lumens (a bent long-axis vessel, a junction)
+            if len(parts) == 1 and comp.shape[1] * prep.mm_per_px_x >= LONGITUDINAL_ELONGATION * MIN_BRANCH_MM:
+                parts = split_branches(comp, prep.mm_per_px_x, prep.mm_per_px_z, needle=None if ignore is None else
+                                       ignore[y:y + comp.shape[0], x:x + comp.shape[1]])
+                branched = len(parts) > 1
         for part in parts:
             py, px = y, x
             if len(parts) > 1:
                 ys, xs = np.nonzero(part)
                 py, px = y + int(ys.min()), x + int(xs.min())
                 part = part[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-            lum = _measure(prep, part, py, px, ratio, echogenic=False)
+            lum = _measure(prep, part, py, px, ratio, echogenic=False, branch=branched)
             if lum is None:
                 continue
             lum.contrast = contrast
+            if not lum.longitudinal and _in_shadow_column(prep, lum) and (
+                    keep is None or not keep[lum.bbox[0]:lum.bbox[2], lum.bbox[1]:lum.bbox[3]][lum.mask].any()):
+                continue
             if hidden is not None:
                 lum.occluded = _touches(lum, hidden)
             out.append(lum)
+    if ignore is not None and len(out) > 1:
+        out = _join_across_needle(prep, out, ignore)
     return out

@@ -1,0 +1,131 @@
+"""Sclerosant foam: helpers of the per-track fill-fraction estimate (see ``Engine._update_geometry``).
+
+Foam is echogenic (microbubbles) inside an anechoic lumen. The lumen detector follows the dark blood, so as foam
+spreads the detected lumen shrinks to the part still free of foam: the fill fraction is therefore measured within
+the *reference* outline of the lumen as last seen free of foam, and that outline must not follow the detection
+while foam appears. All levels are ratios to the frame's own local tissue level (no absolute grey level).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from echosclero.guidance.preprocess import Prepared
+
+__all__ = ["CONTENT_RATIO", "FOAM_RATIO", "fill_fraction", "lost_to_echoes", "needle_shade", "tip_in_mask"]
+
+#: Foam: grey / local tissue level above which a lumen pixel is echogenic content (blood is < 0.5).
+FOAM_RATIO = 0.9
+#: Share of the reference lumen that must turn echogenic inside it before the outline is frozen.
+LOST_SHARE = 0.02
+#: Grey / local tissue level from which a lumen pixel holds echogenic content (foam, even shadowed by the foam
+#: above it); blood stays well below (the lumen detector takes < 0.6 as lumen).
+CONTENT_RATIO = 0.5
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def lost_to_echoes(prep: Prepared, ref: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None) -> bool:
+    """Has part of the reference lumen ``ref`` dropped out of the detection ``mask`` because it turned echogenic?
+
+    The pixels of the (eroded, to ignore edge jitter) reference outline that the detection no longer covers
+    are compared with the local tissue level; the needle (``exclude``) is not counted. True when at least
+    :data:`LOST_SHARE` of the reference lumen (and a few pixels) now reads echogenic: foam filling the lumen,
+    not the lumen moving or narrowing (whose lost pixels at the edge the erosion leaves out).
+    """
+    ys, xs = np.nonzero(ref)
+    if ys.size < 8:
+        return False
+    r0, r1 = max(0, ys.min() - 1), min(ref.shape[0], ys.max() + 2)
+    c0, c1 = max(0, xs.min() - 1), min(ref.shape[1], xs.max() + 2)
+    core = cv2.erode(ref[r0:r1, c0:c1].astype(np.uint8), _K3).astype(bool)
+    lost = core & ~cv2.dilate(mask[r0:r1, c0:c1].astype(np.uint8), _K3).astype(bool)
+    if exclude is not None:
+        lost &= ~exclude[r0:r1, c0:c1]
+    if not lost.any():
+        return False
+    echo = prep.small[r0:r1, c0:c1] > prep.background[r0:r1, c0:c1] * np.float32(FOAM_RATIO)
+    n = int(np.count_nonzero(lost & echo))
+    return n >= max(4, LOST_SHARE * ys.size)
+
+
+def tip_in_mask(prep: Prepared, mask: np.ndarray, tip_mm: tuple[float, float], tol_mm: float = 0.6) -> bool:
+    """Is the needle tip within ``tol_mm`` of the lumen ``mask``?"""
+    r, c = prep.to_px(*tip_mm)
+    r, c = int(round(float(r))), int(round(float(c)))
+    dr = int(np.ceil(tol_mm / prep.mm_per_px_z))
+    dc = int(np.ceil(tol_mm / prep.mm_per_px_x))
+    r0, r1 = max(0, r - dr), min(mask.shape[0], r + dr + 1)
+    c0, c1 = max(0, c - dc), min(mask.shape[1], c + dc + 1)
+    return r0 < r1 and c0 < c1 and bool(mask[r0:r1, c0:c1].any())
+
+
+def needle_shade(prep: Prepared, needle_m, exclude: np.ndarray | None) -> np.ndarray:
+    """Working-resolution mask of what the needle hides: the shaft (``exclude``) and, down the scan lines
+    (vertical for a linear array), everything below it — the shaft's acoustic shadow and reverberations.
+    Foam cannot be read there (it is neither seen as bright nor as dark)."""
+    rows, cols = prep.shape
+    shade = np.zeros((rows, cols), bool) if exclude is None else exclude.copy()
+    (ex, ez), (tx, tz) = needle_m.entry_mm, needle_m.tip_mm
+    if needle_m.plane == "out":
+        rad = max(prep.mm_per_px_x, needle_m.dot_radius_mm)
+        ex, ez, tx, tz = tx - rad, tz, tx + rad, tz
+    r0, c0 = prep.to_px(ex, ez)
+    r1, c1 = prep.to_px(tx, tz)
+    c_lo, c_hi = int(np.floor(min(c0, c1))), int(np.ceil(max(c0, c1)))
+    c_lo, c_hi = max(0, c_lo), min(cols - 1, c_hi)
+    if c_hi < c_lo:
+        return shade
+    cc = np.arange(c_lo, c_hi + 1, dtype=np.float64)
+    z = r0 + (r1 - r0) * (cc - c0) / (c1 - c0) if abs(c1 - c0) > 1e-6 else np.full(cc.size, min(r0, r1))
+    top = np.clip(np.floor(z).astype(int), 0, rows)
+    shade[:, c_lo:c_hi + 1] |= np.arange(rows)[:, None] >= top[None, :]
+    return shade
+
+
+def _best_split(meas: np.ndarray, full: np.ndarray) -> int:
+    """Index ``k`` splitting a 1-D series into foam (``< k``) and blood (``>= k``) with the fewest
+    disagreements: dark pixels on the foam side plus echogenic pixels on the blood side."""
+    cost = np.concatenate([[0], np.cumsum(meas - full)]) + (full.sum() - np.concatenate([[0], np.cumsum(full)]))
+    return int(np.argmin(cost))
+
+
+def fill_fraction(region: np.ndarray, content: np.ndarray, measurable: np.ndarray, longitudinal: bool) -> float:
+    """Fraction of the lumen ``region`` filled with foam, from the echogenic ``content`` of its ``measurable``
+    pixels (all boolean arrays of one shape, cropped to the lumen).
+
+    The foam is read as a layer, not pixel by pixel, so that foam darkened by its own shadow (microbubbles
+    attenuate strongly) or hidden by the needle still counts where the layer says it is:
+
+    * transverse: foam, lighter than blood, rises to the non-dependent (upper) part of the lumen: the fill is
+      the share of the lumen above the level that best separates echogenic rows from dark rows;
+    * longitudinal: foam fills the whole cross-section over a length of the vein: each column of the lumen is
+      foam or blood (majority of its measurable pixels), a column that cannot be read takes the state of its
+      readable neighbours when they agree, and the fill is the share of the lumen in foam columns.
+    """
+    n = int(region.sum())
+    if n == 0:
+        return 0.0
+    if not longitudinal:
+        meas = measurable.sum(axis=1).astype(np.float64)
+        full = (content & measurable).sum(axis=1).astype(np.float64)
+        k = _best_split(meas, full)
+        return float(region[:k].sum()) / n
+    meas = measurable.sum(axis=0)
+    full = (content & measurable).sum(axis=0)
+    size = region.sum(axis=0)
+    readable = (meas >= np.maximum(2, 0.3 * size)) & (size > 0)
+    foam = readable & (full >= 0.5 * np.maximum(meas, 1))
+    if not readable.all():
+        idx = np.flatnonzero(readable)
+        if idx.size:
+            left = np.maximum.accumulate(np.where(readable, np.arange(size.size), -1))
+            right = np.minimum.accumulate(np.where(readable, np.arange(size.size), size.size)[::-1])[::-1]
+            lf = np.where(left >= 0, foam[np.clip(left, 0, None)], False)
+            rf = np.where(right < size.size, foam[np.clip(right, None, size.size - 1)], False)
+            # unreadable run: foam when both readable ends are foam, or one is and the run ends the lumen
+            lf |= (left < 0) & rf
+            rf |= (right >= size.size) & lf
+            foam = np.where(readable, foam, lf & rf)
+    return float(size[foam].sum()) / n
