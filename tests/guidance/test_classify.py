@@ -99,3 +99,13 @@ def test_artery_lost_under_pressure_is_not_compressible():
     eng._update_compression(track, 0.07, True)
     track.seen_now = False  # seen shrinking to < half, then gone: collapsed
     assert eng._update_compression(track, 0.08, True) == 1.0
+
+
+def test_brief_narrowing_is_not_a_pulse():
+    """A vein squeezed at each systole by the artery beside it narrows briefly; an artery widens briefly."""
+    t = np.arange(30) / FPS
+    squeezed = 8.0 * (1 - 0.06 * np.clip([cardiac_waveform(x * 66 / 60.0) for x in t], 0, None))
+    sw = diameter_swing(_areas(squeezed), t[-1])
+    assert sw is not None and sw[0] < 0.5 * PULSE_MM, sw
+    assert pulsatility_logit(_areas(squeezed), t[-1]) <= -DECIDE_LOGIT
+    assert pulsatility_logit(_areas(_pulse(t, d0=8.0)), t[-1]) >= DECIDE_LOGIT

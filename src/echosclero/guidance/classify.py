@@ -73,7 +73,12 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
     res = d - _running_median(d, min(k, (d.size - 1) | 1))
     sm = np.median(np.lib.stride_tricks.sliding_window_view(res, 3), axis=1)
-    swing = float(sm.max() - sm.min())
+    base = float(np.median(sm))
+    up, down = float(sm.max()) - base, base - float(sm.min())
+    # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
+    # instead (a vein squeezed by the artery beside it, a needle tapping) is not pulsing itself: only its
+    # rise counts then
+    swing = up + down if up >= down else up
     return swing, swing / float(d.mean())
 
 

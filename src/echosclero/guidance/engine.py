@@ -17,6 +17,7 @@ import numpy as np
 
 from echosclero._runtime import tune_allocator
 from echosclero.frames import Frame
+from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
@@ -40,6 +41,8 @@ __all__ = ["Engine", "EngineConfig"]
 #: stays in it that long); to artery sooner, because an artery taken for a vein silences TIP_IN_ARTERY.
 FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
+#: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
+FOAM_SOURCE_MM = 3.0
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
 #: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
 MAX_PULSE_STEP = 0.12
@@ -89,10 +92,13 @@ class _StrainEstimator:
             z = np.arange(n, dtype=np.float64)
             self._valid = int(n * (1 - self.strains[-1])) - 1
             self._src = (z[None, : self._valid] + 0.5) / (1 - self.strains[:, None]) - 0.5
+            # linear interpolation on the unit grid, as np.interp computes it (slope * (x - j) + ref[j]), for
+            # all strains at once: the source positions lie within [0, n - 1)
+            self._j = np.floor(self._src).astype(np.intp)
+            self._frac = self._src - self._j
             return 0.0
-        cand = np.empty((self.strains.size, self._valid))
-        for i in range(self.strains.size):
-            cand[i] = np.interp(self._src[i], np.arange(n), self.ref)
+        ref, j = self.ref, self._j
+        cand = (ref[j + 1] - ref[j]) * self._frac + ref[j]
         cur = prof[: self._valid]
         cur = cur - cur.mean()
         cand -= cand.mean(axis=1, keepdims=True)
@@ -137,6 +143,17 @@ class Engine:
         if self._needle_seen_t is not None and t - self._needle_seen_t <= self.config.injection_window_s:
             return True
         return any(tr.foam_fill >= self.config.min_foam_fill for tr in self.vessels.tracks)
+
+    def _may_start_foam(self, tr: Track, t: float) -> bool:
+        """Can foam appear in this lumen now? Where the needle tip came within :data:`FOAM_SOURCE_MM` in the
+        last :attr:`EngineConfig.injection_window_s`; or, for a lumen not known to be an artery, while foam is
+        in another vessel (it spreads along veins, through junctions and perforators; into an artery only
+        through a needle in it)."""
+        if tr.tip_near_t is not None and t - tr.tip_near_t <= self.config.injection_window_s:
+            return True
+        if tr.kind == "artery":
+            return False
+        return any(o is not tr and o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks)
 
     # ------------------------------------------------------------------------------------------------
     def process(self, frame: Frame) -> FrameResult:
@@ -276,9 +293,13 @@ class Engine:
         elif tr.foam_fill < 0.02 and len(tr.foam_history) < 6:
             tr.foam_baseline = 0.7 * tr.foam_baseline + 0.3 * min(raw, tr.foam_baseline + 0.05)
         fill = max(0.0, (raw - tr.foam_baseline) / max(1e-6, 1.0 - tr.foam_baseline))
-        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._injecting(t):
-            # sclerosant only comes from an injection: echoes appearing in a lumen with no needle seen in the
-            # last seconds and no foam anywhere are the lumen collapsing (probe pressure), not foam
+        if needle_m is not None and tr.ref_mask is not None and tip_in_mask(
+                prep, tr.ref_mask, needle_m.tip_mm, tol_mm=FOAM_SOURCE_MM):
+            tr.tip_near_t = t
+        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, t):
+            # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
+            # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
+            # pressure) or noise, not foam
             fill = 0.0
         tr.foam_fill = fill
         tr.foam_history.append((t, fill))
@@ -391,8 +412,8 @@ class Engine:
         win = prep.ratio[a0:a1, b0:b1]
         if not ring.any():
             return None
-        lo = float(np.median(win[inside]))
-        hi = float(np.percentile(win[ring], 75))
+        lo = float(median(win[inside]))
+        hi = float(percentile(win[ring], 75))
         if hi - lo < 0.1:
             return None  # no edge contrast to interpolate on
         soft = np.clip((hi - win) / (hi - lo), 0.0, 1.0) * grown

@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance.preprocess import Prepared
 
 __all__ = ["CONTENT_RATIO", "FOAM_RATIO", "fill_fraction", "lost_to_echoes", "needle_shade", "tip_in_mask"]
@@ -34,11 +35,11 @@ def lost_to_echoes(prep: Prepared, ref: np.ndarray, mask: np.ndarray, exclude: n
     :data:`LOST_SHARE` of the reference lumen (and a few pixels) now reads echogenic: foam filling the lumen,
     not the lumen moving or narrowing (whose lost pixels at the edge the erosion leaves out).
     """
-    ys, xs = np.nonzero(ref)
-    if ys.size < 8:
+    box = mask_bbox(ref)
+    if box is None or box[4] < 8:
         return False
-    r0, r1 = max(0, ys.min() - 1), min(ref.shape[0], ys.max() + 2)
-    c0, c1 = max(0, xs.min() - 1), min(ref.shape[1], xs.max() + 2)
+    r0, r1 = max(0, box[0] - 1), min(ref.shape[0], box[1] + 1)
+    c0, c1 = max(0, box[2] - 1), min(ref.shape[1], box[3] + 1)
     core = cv2.erode(ref[r0:r1, c0:c1].astype(np.uint8), _K3).astype(bool)
     lost = core & ~cv2.dilate(mask[r0:r1, c0:c1].astype(np.uint8), _K3).astype(bool)
     if exclude is not None:
@@ -47,7 +48,7 @@ def lost_to_echoes(prep: Prepared, ref: np.ndarray, mask: np.ndarray, exclude: n
         return False
     echo = prep.small[r0:r1, c0:c1] > prep.background[r0:r1, c0:c1] * np.float32(FOAM_RATIO)
     n = int(np.count_nonzero(lost & echo))
-    return n >= max(4, LOST_SHARE * ys.size)
+    return n >= max(4, LOST_SHARE * box[4])
 
 
 def tip_in_mask(prep: Prepared, mask: np.ndarray, tip_mm: tuple[float, float], tol_mm: float = 0.6) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from echosclero.guidance._quantile import percentile_rows
 from echosclero.guidance.preprocess import Prepared
 
 __all__ = ["acoustic_shadow"]
@@ -51,7 +52,7 @@ def acoustic_shadow(prep: Prepared) -> np.ndarray:
     """
     s = prep.small
     rows, cols = s.shape
-    level = np.percentile(s, TISSUE_PERCENTILE, axis=1, keepdims=True).astype(np.float32)
+    level = percentile_rows(s, TISSUE_PERCENTILE)[:, None].astype(np.float32)
     q = s / np.maximum(level, np.float32(1e-3))
     band = max(2, int(round(BOTTOM_BAND_MM / prep.mm_per_px_z)))
     shadowed = q[-band:].mean(axis=0) < SHADOW_LEVEL

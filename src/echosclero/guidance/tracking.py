@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from echosclero.guidance._masks import mask_bbox
+from echosclero.guidance._quantile import percentile
 from echosclero.guidance.foam import CONTENT_RATIO, fill_fraction
 from echosclero.guidance.preprocess import Prepared
 from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
@@ -69,6 +71,7 @@ class Track:
     artery_probability: float = 0.5
     kind: str = "unknown"
     flip_since: float | None = None  # contrary decisive evidence seen since (s), see Engine._update_evidence
+    tip_near_t: float | None = None  # last time (s) the needle tip was near this lumen (a source of foam)
     last_pressed_compressibility: float | None = None  # during the current compression, while still seen
     echogenic_frames: int = 0  # frames the lumen was found filled with echoes (thrombus), outside injections
     clear_frames: int = 0
@@ -115,16 +118,16 @@ class VesselTracker:
             return lumens
         out: list[Lumen] = []
         for lum in lumens:
-            if lum.longitudinal:
-                out.append(lum)
-                continue
             r0, c0, r1, c1 = lum.bbox
             hits = []
+            covered = np.zeros(lum.mask.shape, bool)
             for tr in known:
                 ref = tr.ref_mask[r0:r1, c0:c1]
                 if np.count_nonzero(ref & lum.mask) >= 0.3 * tr.ref_area_mm2 / (prep.mm_per_px_x * prep.mm_per_px_z):
                     hits.append(tr)
-            if len(hits) < 2:
+                    covered |= ref
+            # a band made of tracked round lumens (a row of touching vessels) is split too, not a long-axis vessel
+            if len(hits) < 2 or (lum.longitudinal and np.count_nonzero(covered & lum.mask) < 0.6 * lum.mask.sum()):
                 out.append(lum)
                 continue
             ys, xs = np.nonzero(lum.mask)
@@ -155,9 +158,10 @@ class VesselTracker:
             # enough: a fragment); among them the best intersection over union
             best, best_iou = None, 0.0
             a = np.count_nonzero(m)
+            r0, c0, r1, c1 = lumens[j].bbox  # the detection lies within its box: overlaps are read there
             for i, tr in enumerate(self.tracks):
                 ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
-                ov = np.count_nonzero(m & ref)
+                ov = np.count_nonzero(lumens[j].mask & ref[r0:r1, c0:c1])
                 if ov == 0:
                     continue
                 b = np.count_nonzero(ref)
@@ -211,10 +215,10 @@ class VesselTracker:
 
 
 def _is_round(mask: np.ndarray) -> bool:
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    box = mask_bbox(mask)
+    if box is None:
         return False
-    return is_round(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.uint8))
+    return is_round(mask[box[0]:box[1], box[2]:box[3]].astype(np.uint8))
 
 
 def ignore_free(masks: list[np.ndarray], js: list[int], exclude: np.ndarray | None) -> bool:
@@ -229,11 +233,11 @@ def wall_ratio(prep: Prepared, mask: np.ndarray) -> float:
     """Median grey / tissue level in a ring 0.2-1.0 mm outside the lumen (vessel wall echogenicity)."""
     k_in = max(1, int(round(0.2 / prep.mm_per_px_x)))
     k_out = max(2, int(round(1.0 / prep.mm_per_px_x)))
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    box = mask_bbox(mask)
+    if box is None:
         return float("nan")
-    r0, r1 = max(0, ys.min() - k_out - 1), min(mask.shape[0], ys.max() + k_out + 2)
-    c0, c1 = max(0, xs.min() - k_out - 1), min(mask.shape[1], xs.max() + k_out + 2)
+    r0, r1 = max(0, box[0] - k_out - 1), min(mask.shape[0], box[1] + k_out + 1)
+    c0, c1 = max(0, box[2] - k_out - 1), min(mask.shape[1], box[3] + k_out + 1)
     sub = mask[r0:r1, c0:c1].astype(np.uint8)
     outer = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_out + 1, 2 * k_out + 1)))
     inner = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_in + 1, 2 * k_in + 1)))
@@ -241,7 +245,7 @@ def wall_ratio(prep: Prepared, mask: np.ndarray) -> float:
     if not ring.any():
         return float("nan")
     ratio = prep.small[r0:r1, c0:c1][ring] / prep.background[r0:r1, c0:c1][ring]
-    return float(np.percentile(ratio, 75))
+    return float(percentile(ratio, 75))
 
 
 def colour_fraction(prep: Prepared, mask: np.ndarray) -> float | None:
@@ -260,10 +264,10 @@ def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None, shade: n
     The fill is read as a layer within the reference outline (:func:`echosclero.guidance.foam.fill_fraction`).
     """
     ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
-    ys, xs = np.nonzero(ref)
-    if ys.size < 4:
+    box = mask_bbox(ref)
+    if box is None or box[4] < 4:
         return 0.0, None
-    r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    r0, r1, c0, c1, _ = box
     region = ref[r0:r1, c0:c1]
     # read the lumen less its edge pixel, which mixes with the wall echo
     sub = np.zeros((r1 - r0 + 2, c1 - c0 + 2), np.uint8)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.preprocess import Prepared
 
 __all__ = ["Lumen", "detect_walled_lumens", "is_round", "lumen_from_mask", "detect_lumens", "lumen_mask"]
@@ -43,6 +44,8 @@ MIN_SOLIDITY = 0.82
 NECK_FRACTION = 0.7
 #: Strongest distance-transform maxima examined when splitting (plateaus give many equal maxima).
 MAX_SPLIT_PEAKS = 64
+#: Touching lumens whose cores differ this much in colour-flow fraction are split even across a wide neck.
+FLOW_SPLIT = 0.5
 #: A component less solid than this (area / convex hull area) is tested for touching lumens.
 SPLIT_SOLIDITY = 0.95
 #: A needle (shaft, cross-section echo and their reverberations) cutting a lumen: gaps up to twice this
@@ -50,6 +53,12 @@ SPLIT_SOLIDITY = 0.95
 BRIDGE_MM = 1.0
 #: Bright wall ring around an echogenic lumen: ring grey / local tissue level.
 WALL_RATIO = 1.25
+#: ... or a ridge standing this much (ratio units) above its surroundings (white top-hat over a disk of
+#: WALL_TOPHAT_MM radius): a thin wall blurred at the working pitch.
+WALL_TOPHAT = 0.2
+WALL_TOPHAT_MM = 1.0
+#: Smallest echogenic (wall-ringed) lumen (mm): smaller closed rings are crossings of fascial lines and speckle.
+WALLED_MIN_DIAMETER_MM = 3.0
 #: A wall-ringed hole is a vessel when it fits an ellipse this well (intersection over union).
 RING_ELLIPSE_IOU = 0.9
 #: Two long-axis vessels one above the other over at least this length (mm) are split at their junction.
@@ -62,6 +71,8 @@ JOIN_MM = 2.5
 #: bright layers (a blood-filled lumen has tissue at its normal level, often enhanced, below it).
 BELOW_MM = (1.0, 10.0)
 SHADOW_BELOW_RATIO = 0.75
+#: ... or when the tissue straight below is lumen-dark over this fraction of the window, the flanks lit.
+SHADOW_DARK_ROWS = 0.8
 
 
 @dataclass(eq=False)
@@ -106,6 +117,12 @@ def lumen_mask(prep: Prepared, *, ratio: float = LUMEN_RATIO) -> np.ndarray:
     return m
 
 
+def _label_type(m: np.ndarray) -> int:
+    """Label type for ``cv2.connectedComponentsWithStats`` of ``m``: 16-bit whenever the labels cannot overflow
+    (the same labelling, several times faster than 32-bit with OpenCV's default algorithm)."""
+    return cv2.CV_16U if m.size < 65535 or cv2.countNonZero(m) < 65535 else cv2.CV_32S
+
+
 def _fill_holes(m: np.ndarray) -> np.ndarray:
     h, w = m.shape
     pad = np.zeros((h + 2, w + 2), np.uint8)
@@ -146,7 +163,7 @@ def _measure(prep: Prepared, comp: np.ndarray, row0: int, col0: int, ratio: np.n
         ridge = (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8))) & (dt > 1.5)
         if ridge.sum() < 3:
             return None
-        width_mm = 2.0 * float(np.median(dt[ridge].astype(np.float64))) * math.sqrt(mmx * mmz)
+        width_mm = 2.0 * float(median(dt[ridge].astype(np.float64))) * math.sqrt(mmx * mmz)
         length_mm = area / max(width_mm, 1e-6)
         if width_mm < MIN_DIAMETER_MM or width_mm > MAX_DIAMETER_MM or length_mm < 6.0:
             return None
@@ -191,7 +208,10 @@ def detect_walled_lumens(prep: Prepared, *, taken: np.ndarray | None = None) -> 
     if not prep.usable:
         return []
     ratio = prep.ratio
-    wall = (ratio >= WALL_RATIO).astype(np.uint8)
+    # a thin wall is blurred at the working pitch and may not reach WALL_RATIO everywhere: a wall pixel is
+    # also one standing out of its surroundings (white top-hat over a ~1 mm disk) at tissue level or above
+    ridge = ratio - cv2.morphologyEx(ratio, cv2.MORPH_OPEN, _disk(WALL_TOPHAT_MM / prep.mm_per_px_x))
+    wall = ((ratio >= WALL_RATIO) | ((ridge >= WALL_TOPHAT) & (ratio >= 0.95))).astype(np.uint8)
     wall = cv2.morphologyEx(wall, cv2.MORPH_CLOSE, _disk(0.3 / prep.mm_per_px_x))
     contours, hier = cv2.findContours(wall, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     if hier is None:
@@ -203,7 +223,7 @@ def detect_walled_lumens(prep: Prepared, *, taken: np.ndarray | None = None) -> 
             continue
         x, y, w, hh = cv2.boundingRect(cnt)
         eq_d = 2.0 * math.sqrt(max(cv2.contourArea(cnt), 0.0) * mmx * mmz / math.pi)
-        if not (MIN_DIAMETER_MM * 1.5 <= eq_d <= MAX_DIAMETER_MM):
+        if not (WALLED_MIN_DIAMETER_MM <= eq_d <= MAX_DIAMETER_MM):
             continue
         hole = np.zeros((hh, w), np.uint8)
         cv2.drawContours(hole, [cnt - np.array([x, y])], -1, 1, thickness=-1)
@@ -217,7 +237,7 @@ def detect_walled_lumens(prep: Prepared, *, taken: np.ndarray | None = None) -> 
         if inter / max(1, np.count_nonzero(hole | ell)) < RING_ELLIPSE_IOU:
             continue
         inside = ratio[y:y + hh, x:x + w][hole.astype(bool)]
-        if inside.size == 0 or float(np.median(inside)) < LUMEN_RATIO:
+        if inside.size == 0 or float(median(inside)) < LUMEN_RATIO:
             continue  # anechoic: the ordinary detector's job
         if taken is not None and np.count_nonzero(taken[y:y + hh, x:x + w] & hole.astype(bool)) > 0.3 * inside.size:
             continue
@@ -251,8 +271,8 @@ def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Pre
     ring = cv2.dilate(m, k).astype(bool) & ~m.astype(bool)
     if ring.sum() < 4:
         return None, row0, col0, 1.0
-    lum_level = float(np.median(win[m.astype(bool)]))
-    rim_level = float(np.percentile(win[ring], 60))
+    lum_level = float(median(win[m.astype(bool)]))
+    rim_level = float(percentile(win[ring], 60))
     contrast = lum_level / max(rim_level, 1e-6)
     if contrast > MAX_CONTRAST:
         return None, row0, col0, contrast
@@ -262,7 +282,7 @@ def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Pre
     grown |= m
     grown = cv2.morphologyEx(grown, cv2.MORPH_OPEN, _disk(0.3 / prep.mm_per_px_x))
     grown = _fill_holes(grown)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8, ltype=_label_type(grown))
     if n <= 1:
         return None, row0, col0, contrast
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -270,12 +290,15 @@ def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Pre
     return (labels[y:y + h, x:x + w] == best).astype(np.uint8), r0 + y, c0 + x, contrast
 
 
-def split_touching(comp: np.ndarray, mm_per_px: float) -> list[np.ndarray]:
+def split_touching(comp: np.ndarray, mm_per_px: float, *, colour: np.ndarray | None = None) -> list[np.ndarray]:
     """Split a blob of touching round lumens (a vein pair beside its artery) at the necks between them.
 
     Markers are the maxima of the distance transform that are at least :data:`MIN_DIAMETER_MM` / 2 deep and
     farther apart than the larger of their two radii (one round lumen has one maximum); each pixel then goes
     to the nearest centre relative to that centre's radius. A blob with one marker comes back unchanged.
+    ``colour`` (the colour-flow fraction over the crop, optional): two lumens whose cores differ in flow (an
+    artery between systoles beside veins filled with steady flow) are split even across a wide neck (their
+    walls are seen only top and bottom).
     """
     dt = cv2.distanceTransform(comp, cv2.DIST_L2, 5)
     r_min = 0.5 * MIN_DIAMETER_MM / mm_per_px
@@ -300,10 +323,18 @@ def split_touching(comp: np.ndarray, mm_per_px: float) -> list[np.ndarray]:
     d = np.hypot(ys[:, None] - cy[None, :], xs[:, None] - cx[None, :]) / cr[None, :]
     owner = np.argmin(d, axis=1)
     # a real contact has a narrow neck: along the cut the lumen is much thinner than either vessel
-    d_sorted = np.sort(d, axis=1)
-    cut = (d_sorted[:, 1] - d_sorted[:, 0]) < 0.08
+    two = np.argsort(d, axis=1)[:, :2]
+    d0, d1 = np.take_along_axis(d, two, axis=1).T
+    cut = (d1 - d0) < 0.08
     if cut.any() and float(dt[ys[cut], xs[cut]].max()) > NECK_FRACTION * float(cr.min()):
-        return [comp]
+        if colour is None:
+            return [comp]
+        # every wide neck must part lumens of different flow
+        inner = [(owner == i) & (d[:, i] < 0.6) for i in range(len(centres))]
+        flow = np.array([float(colour[ys[k], xs[k]].mean()) if k.any() else np.nan for k in inner])
+        wide = cut & (dt[ys, xs] > NECK_FRACTION * np.minimum(cr[two[:, 0]], cr[two[:, 1]]))
+        if not np.all(np.abs(flow[two[wide, 0]] - flow[two[wide, 1]]) >= FLOW_SPLIT):
+            return [comp]
     parts = []
     for i in range(len(centres)):
         part = np.zeros(comp.shape, np.uint8)
@@ -426,9 +457,10 @@ def _solidity(comp: np.ndarray) -> float:
     return cv2.contourArea(cnt) / max(cv2.contourArea(cv2.convexHull(cnt)), 1e-6)
 
 
-def _in_shadow_column(prep: Prepared, lum: Lumen) -> bool:
+def _in_shadow_column(prep: Prepared, lum: Lumen, shadow: np.ndarray | None = None) -> bool:
     """Whether the tissue below ``lum`` is darker than the tissue beside it at the same depths (a slice of an
-    acoustic shadow, not a lumen). Lumens at the bottom of the image or as wide as it are not tested."""
+    acoustic shadow, not a lumen). Lumens at the bottom of the image or as wide as it are not tested.
+    ``shadow``: the acoustic-shadow mask; dark pixels in it are shadowed tissue, not another lumen below."""
     rows, cols = prep.shape
     r0, c0, r1, c1 = lum.bbox
     a = r1 + int(round(BELOW_MM[0] / prep.mm_per_px_z))
@@ -444,6 +476,8 @@ def _in_shadow_column(prep: Prepared, lum: Lumen) -> bool:
     cc1 = max(cc1, cc0 + 1)
     # pixels of another lumen below this one (a vein lying on a deeper vein) are not shadowed tissue
     valid = prep.ratio[a:b, cc0:cc1] >= LUMEN_RATIO
+    if shadow is not None:
+        valid |= shadow[a:b, cc0:cc1]
     below = (s[a:b, cc0:cc1] * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
     flanks = []
     if c0 - gap - fw >= 0:
@@ -454,11 +488,15 @@ def _in_shadow_column(prep: Prepared, lum: Lumen) -> bool:
         return False
     flank = np.max(flanks, axis=0)
     # rows where the flank is itself dark (another lumen crossing below, e.g. a long-axis vein) say nothing
-    tissue = (flank >= LUMEN_RATIO * prep.background[a:b, min(cols - 1, (c0 + c1) // 2)]) & (
-        valid.mean(axis=1) >= 0.5)
+    lit = flank >= LUMEN_RATIO * prep.background[a:b, min(cols - 1, (c0 + c1) // 2)]
+    tissue = lit & (valid.mean(axis=1) >= 0.5)
+    # dark straight below over nearly the whole window while the flanks are tissue: no lumen below is that
+    # narrow and that tall, a shadow column is
+    if np.count_nonzero(lit & (valid.mean(axis=1) < 0.5)) >= SHADOW_DARK_ROWS * (b - a):
+        return True
     if np.count_nonzero(tissue) < 3:
         return False
-    return float(np.median(below[tissue] / flank[tissue])) < SHADOW_BELOW_RATIO
+    return float(median(below[tissue] / flank[tissue])) < SHADOW_BELOW_RATIO
 
 
 def _join_across_needle(prep: Prepared, lumens: list[Lumen], ignore: np.ndarray) -> list[Lumen]:
@@ -531,7 +569,7 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
     m = _fill_holes(m)
     mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
     min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mmx * mmz)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=_label_type(m))
     out: list[Lumen] = []
     for i in range(1, n):
         x, y, w, h, a = (int(v) for v in stats[i])
@@ -547,7 +585,8 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
         branched = False
         if _solidity(comp) < SPLIT_SOLIDITY:
             if not _spans_width(comp, x, prep.shape[1]):
-                parts = split_touching(comp, prep.mm_per_px_x)
+                parts = split_touching(comp, prep.mm_per_px_x, colour=None if prep.colour_small is None else
+                                       prep.colour_small[y:y + comp.shape[0], x:x + comp.shape[1]])
                 if not all(is_round(part) for part in parts):
                     parts = [comp]  # not a cluster of round lumens (a bent long-axis vessel, a junction)
             if len(parts) == 1 and comp.shape[1] * prep.mm_per_px_x >= LONGITUDINAL_ELONGATION * MIN_BRANCH_MM:
@@ -564,8 +603,9 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
             if lum is None:
                 continue
             lum.contrast = contrast
-            if not lum.longitudinal and _in_shadow_column(prep, lum) and (
-                    keep is None or not keep[lum.bbox[0]:lum.bbox[2], lum.bbox[1]:lum.bbox[3]][lum.mask].any()):
+            # (a known lumen is kept: one the candidate mostly lies in, not one whose outline it touches)
+            if not lum.longitudinal and _in_shadow_column(prep, lum, shadow) and (
+                    keep is None or keep[lum.bbox[0]:lum.bbox[2], lum.bbox[1]:lum.bbox[3]][lum.mask].mean() < 0.3):
                 continue
             if hidden is not None:
                 lum.occluded = _touches(lum, hidden)
