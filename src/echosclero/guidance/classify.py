@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from echosclero.guidance._quantile import median, percentile
+
 __all__ = ["DECIDE_LOGIT", "artery_logit"]
 
 #: |log-odds| needed to call a vessel artery or vein.
@@ -37,6 +39,9 @@ PULSE_REL = 0.02
 PULSE_MM = 0.12
 #: Log-odds (vein) of a lumen found filled with echoes (thrombus).
 ECHOGENIC_LOGIT = 2.0
+#: Pulse score (swing over the bounds above) at which the cue is neutral: an artery scores 2-5 (its 5-10 %
+#: swing), a still lumen 0-0.6 (segmentation noise, more where part of it is hidden and its width inferred).
+PULSE_SCORE_MID = 0.7
 #: Running-median window (s) whose output is taken as the slow baseline of the diameter series.
 BASELINE_S = 0.5
 
@@ -47,9 +52,10 @@ def _window(hist, t_now: float, span: float) -> np.ndarray:
 
 
 def _running_median(x: np.ndarray, k: int) -> np.ndarray:
+    """Median over a centred window of odd length ``k`` (edges padded with the end values)."""
     half = k // 2
     padded = np.pad(x, half, mode="edge")
-    return np.median(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1)
+    return np.partition(np.lib.stride_tricks.sliding_window_view(padded, k), half, axis=1)[:, half]
 
 
 def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float] | None:
@@ -69,11 +75,11 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     if t[-1] - t[0] < MIN_PULSE_SPAN_S:
         return None
     d = 2.0 * np.sqrt(np.array([p[1] for p in pts]) / math.pi)
-    dt = float(np.median(np.diff(t)))
+    dt = float(median(np.diff(t)))
     k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
     res = d - _running_median(d, min(k, (d.size - 1) | 1))
-    sm = np.median(np.lib.stride_tricks.sliding_window_view(res, 3), axis=1)
-    base = float(np.median(sm))
+    sm = np.partition(np.lib.stride_tricks.sliding_window_view(res, 3), 1, axis=1)[:, 1]
+    base = float(median(sm))
     up, down = float(sm.max()) - base, base - float(sm.min())
     # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
     # instead (a vein squeezed by the artery beside it, a needle tapping) is not pulsing itself: only its
@@ -95,7 +101,7 @@ def pulsatility_logit(areas, t_now: float) -> float:
         return 0.0
     swing_mm, rel = sw
     score = min(rel / PULSE_REL, swing_mm / PULSE_MM)
-    logit = float(np.clip(8.0 * (score - 0.5), -3.0, 4.0))
+    logit = float(np.clip(8.0 * (score - PULSE_SCORE_MID), -3.0, 4.0))
     if logit < 0:
         # no pulse seen: as strong as the series is long, since a short one may fall between two systoles
         # (full weight from MIN_QUIET_SPAN_S, a whole cycle at 50 per minute; none below half of it)
@@ -119,10 +125,10 @@ def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_comp
     span = t_now - t_first
     w = _window(walls, t_now, HISTORY_ALL)
     if w.size:  # a weak cue (scanner and depth dependent): never decisive alone
-        logit += float(np.clip((np.median(w) - WALL_SPLIT) * 3.0, -1.0, 1.0)) * min(1.0, 0.4 + 0.1 * w.size)
+        logit += float(np.clip((median(w) - WALL_SPLIT) * 3.0, -1.0, 1.0)) * min(1.0, 0.4 + 0.1 * w.size)
     c = _window(colour, t_now, PULSE_WINDOW_S)
     if c.size >= 6 and span >= 0.6:
-        hi, lo = float(np.percentile(c, 95)), float(np.percentile(c, 10))
+        hi, lo = float(percentile(c, 95)), float(percentile(c, 10))
         if hi > 0.15:
             swing = (hi - lo) / hi
             logit += 4.0 * (swing - 0.6) / 0.3

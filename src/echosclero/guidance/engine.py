@@ -301,8 +301,12 @@ class Engine:
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
             fill = 0.0
-        tr.foam_fill = fill
         tr.foam_history.append((t, fill))
+        if fill > 0 and len(tr.foam_history) >= 3:
+            # the fill read in one frame jumps with speckle and the foam's own shadow: report the median of
+            # the last three readings (one frame of lag)
+            fill = sorted(f for (_, f) in list(tr.foam_history)[-3:])[1]
+        tr.foam_fill = fill
         lum = tr.lumen
         if fill < 0.05:
             seen = tr.seen_now and not lum.occluded  # a lumen cut by a shadow is not measured

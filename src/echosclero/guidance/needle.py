@@ -217,8 +217,8 @@ def _fit_shaft(full: np.ndarray, entry: np.ndarray, tip: np.ndarray, d: np.ndarr
     hi = np.maximum(entry, tip) + 0.5
     c0, c1 = max(0, int(lo[0] / mmx)), min(cols, int(hi[0] / mmx) + 1)
     r0, r1 = max(0, int(lo[1] / mmz)), min(rows, int(hi[1] / mmz) + 1)
-    pts = cv2.findNonZero((full[r0:r1, c0:c1] >= thr).view(np.uint8))  # np.nonzero's order, faster
-    if pts is None or len(pts) < 6:
+    pts = cv2.findNonZero((full[r0:r1, c0:c1] >= thr).view(np.uint8)) if r0 < r1 and c0 < c1 else None
+    if pts is None or len(pts) < 6:  # (findNonZero: the points in np.nonzero's order, faster)
         return entry, tip, d
     pts = pts.reshape(-1, 2)
     ys, xs = pts[:, 1], pts[:, 0]

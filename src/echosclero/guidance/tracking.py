@@ -34,6 +34,10 @@ MAX_COAST_S = 3.0
 #: three frames and then gone was noise, not a vessel that collapsed or went under a shadow.
 MIN_COAST_S = 0.3
 STEADY_HITS = 4
+#: A steady track whose outline lies (by this fraction) in an acoustic shadow is kept this long (s): it is hidden,
+#: not gone.
+MAX_SHADOW_COAST_S = 8.0
+SHADOW_COAST_FRACTION = 0.5
 #: Detections before a track is confirmed.
 CONFIRM_HITS = 2
 #: Minimum overlap (fraction of the smaller of detection and track) to assign a detection to a track.
@@ -205,13 +209,25 @@ class VesselTracker:
             self._next_id += 1
             self.tracks.append(tr)
         keep = []
+        shadow = prep._cache.get("acoustic_shadow")  # set by shadows.acoustic_shadow for this frame
         for tr in self.tracks:
             gap = t_s - tr.t_last_seen
             coast = MAX_COAST_S if tr.hits >= STEADY_HITS else MIN_COAST_S
+            if tr.hits >= STEADY_HITS and gap > coast and shadow is not None and _under(tr, shadow):
+                coast = MAX_SHADOW_COAST_S
             if tr.seen_now or (tr.confirmed and gap <= coast):
                 keep.append(tr)
         self.tracks = keep
         return [tr for tr in self.tracks if tr.seen_now or tr.confirmed]
+
+
+def _under(tr: Track, shadow: np.ndarray) -> bool:
+    """Whether most of the track's known outline lies in the acoustic shadow of this frame."""
+    ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+    if ref.shape != shadow.shape:
+        return False
+    n = np.count_nonzero(ref)
+    return n > 0 and np.count_nonzero(ref & shadow) >= SHADOW_COAST_FRACTION * n
 
 
 def _is_round(mask: np.ndarray) -> bool:

@@ -32,6 +32,12 @@ LUMEN_RATIO = 0.6
 EDGE_FRACTION = 0.7
 #: Largest lumen level / rim level: blood is far darker than the wall around it; a shadow is not.
 MAX_CONTRAST = 0.5
+#: Lumens less contrasted than that, up to SOFT_MAX_CONTRAST (blood not fully anechoic: clutter, noise at
+#: depth, another scanner's physics), are kept only when compact, round (solidity >= SOFT_SOLIDITY), at least
+#: SOFT_MIN_DIAMETER_MM across and not a slice of a shadow column.
+SOFT_MAX_CONTRAST = 0.8
+SOFT_SOLIDITY = 0.9
+SOFT_MIN_DIAMETER_MM = 2.5
 #: Smallest and largest equivalent diameters reported (mm): tributaries ~1.5 mm to the common femoral vein.
 MIN_DIAMETER_MM = 1.3
 MAX_DIAMETER_MM = 16.0
@@ -73,6 +79,8 @@ BELOW_MM = (1.0, 10.0)
 SHADOW_BELOW_RATIO = 0.75
 #: ... or when the tissue straight below is lumen-dark over this fraction of the window, the flanks lit.
 SHADOW_DARK_ROWS = 0.8
+#: ... and over this fraction of the depth from there to the bottom of the image.
+SHADOW_DEEP_ROWS = 0.6
 
 
 @dataclass(eq=False)
@@ -257,8 +265,8 @@ def lumen_from_mask(prep: Prepared, part: np.ndarray, row0: int, col0: int) -> L
                     echogenic=False)
 
 
-def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Prepared
-            ) -> tuple[np.ndarray | None, int, int, float]:
+def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Prepared, *,
+            max_contrast: float = MAX_CONTRAST) -> tuple[np.ndarray | None, int, int, float]:
     """Re-threshold one component at its own edge level: lumen level + EDGE_FRACTION x (rim - lumen)."""
     rows, cols = ratio.shape
     pad = max(2, int(round(1.0 / prep.mm_per_px_x)))
@@ -274,7 +282,7 @@ def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Pre
     lum_level = float(median(win[m.astype(bool)]))
     rim_level = float(percentile(win[ring], 60))
     contrast = lum_level / max(rim_level, 1e-6)
-    if contrast > MAX_CONTRAST:
+    if contrast > max_contrast:
         return None, row0, col0, contrast
     thr = lum_level + EDGE_FRACTION * (rim_level - lum_level)
     grown = (win < thr).astype(np.uint8)
@@ -488,11 +496,13 @@ def _in_shadow_column(prep: Prepared, lum: Lumen, shadow: np.ndarray | None = No
         return False
     flank = np.max(flanks, axis=0)
     # rows where the flank is itself dark (another lumen crossing below, e.g. a long-axis vein) say nothing
-    lit = flank >= LUMEN_RATIO * prep.background[a:b, min(cols - 1, (c0 + c1) // 2)]
+    level = LUMEN_RATIO * prep.background[a:b, min(cols - 1, (c0 + c1) // 2)]
+    lit = flank >= level
     tissue = lit & (valid.mean(axis=1) >= 0.5)
-    # dark straight below over nearly the whole window while the flanks are tissue: no lumen below is that
-    # narrow and that tall, a shadow column is
-    if np.count_nonzero(lit & (valid.mean(axis=1) < 0.5)) >= SHADOW_DARK_ROWS * (b - a):
+    # dark straight below over nearly the whole window beside lit tissue, and on down to the bottom of the image:
+    # a shadow column (a lumen below ends, with tissue under it)
+    if np.count_nonzero(lit & (valid.mean(axis=1) < 0.5)) >= SHADOW_DARK_ROWS * (b - a) and float(np.mean(
+            (prep.ratio[b:, cc0:cc1] < LUMEN_RATIO).mean(axis=1) >= 0.5)) >= SHADOW_DEEP_ROWS:
         return True
     if np.count_nonzero(tissue) < 3:
         return False
@@ -576,9 +586,11 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
         if a < min_px:
             continue
         comp = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
-        comp, y, x, contrast = _refine(comp, y, x, ratio, prep)
+        comp, y, x, contrast = _refine(comp, y, x, ratio, prep, max_contrast=SOFT_MAX_CONTRAST)
         if comp is None:
             continue
+        if contrast > MAX_CONTRAST and not (_solidity(comp) >= SOFT_SOLIDITY and is_round(comp)):
+            continue  # a weakly contrasted lumen must at least be a compact round one
         if hidden is not None:
             comp &= ~hidden[y:y + comp.shape[0], x:x + comp.shape[1]]
         parts = [comp]
@@ -603,6 +615,8 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
             if lum is None:
                 continue
             lum.contrast = contrast
+            if contrast > MAX_CONTRAST and (lum.longitudinal or lum.diameter_mm < SOFT_MIN_DIAMETER_MM):
+                continue
             # (a known lumen is kept: one the candidate mostly lies in, not one whose outline it touches)
             if not lum.longitudinal and _in_shadow_column(prep, lum, shadow) and (
                     keep is None or keep[lum.bbox[0]:lum.bbox[2], lum.bbox[1]:lum.bbox[3]][lum.mask].mean() < 0.3):
