@@ -59,8 +59,8 @@ SPLIT_SOLIDITY = 0.95
 BRIDGE_MM = 1.0
 #: Bright wall ring around an echogenic lumen: ring grey / local tissue level.
 WALL_RATIO = 1.25
-#: ... or a ridge standing this much (ratio units) above its surroundings (white top-hat over a disk of
-#: WALL_TOPHAT_MM radius): a thin wall blurred at the working pitch.
+#: ... or a ridge standing this much (ratio units) above its surroundings (white top-hat over a square of
+#: half-side WALL_TOPHAT_MM): a thin wall blurred at the working pitch.
 WALL_TOPHAT = 0.2
 WALL_TOPHAT_MM = 1.0
 #: Smallest echogenic (wall-ringed) lumen (mm): smaller closed rings are crossings of fascial lines and speckle.
@@ -217,8 +217,10 @@ def detect_walled_lumens(prep: Prepared, *, taken: np.ndarray | None = None) -> 
         return []
     ratio = prep.ratio
     # a thin wall is blurred at the working pitch and may not reach WALL_RATIO everywhere: a wall pixel is
-    # also one standing out of its surroundings (white top-hat over a ~1 mm disk) at tissue level or above
-    ridge = ratio - cv2.morphologyEx(ratio, cv2.MORPH_OPEN, _disk(WALL_TOPHAT_MM / prep.mm_per_px_x))
+    # also one standing out of its surroundings (white top-hat, square of half-side ~1 mm: separable, cheap)
+    # at tissue level or above
+    k = 2 * max(1, int(round(WALL_TOPHAT_MM / prep.mm_per_px_x))) + 1
+    ridge = ratio - cv2.morphologyEx(ratio, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
     wall = ((ratio >= WALL_RATIO) | ((ridge >= WALL_TOPHAT) & (ratio >= 0.95))).astype(np.uint8)
     wall = cv2.morphologyEx(wall, cv2.MORPH_CLOSE, _disk(0.3 / prep.mm_per_px_x))
     contours, hier = cv2.findContours(wall, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
