@@ -15,6 +15,7 @@ A still frame gives only the wall cue; the kind stays ``"unknown"`` until the su
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 
@@ -47,15 +48,21 @@ BASELINE_S = 0.5
 
 
 def _window(hist, t_now: float, span: float) -> np.ndarray:
-    vals = [v for (t, v) in hist if t_now - t <= span and v is not None and math.isfinite(v)]
-    return np.asarray(vals, dtype=float)
+    """Finite values of a time-ordered ``(t, value)`` history within ``span`` of ``t_now``."""
+    return np.asarray([v for (_, v) in _recent(hist, t_now, span, positive=False)], dtype=float)
 
 
 def _running_median(x: np.ndarray, k: int) -> np.ndarray:
     """Median over a centred window of odd length ``k`` (edges padded with the end values)."""
     half = k // 2
-    padded = np.pad(x, half, mode="edge")
+    padded = np.concatenate((np.full(half, x[0]), x, np.full(half, x[-1])))
     return np.partition(np.lib.stride_tricks.sliding_window_view(padded, k), half, axis=1)[:, half]
+
+
+def _median3(x: np.ndarray) -> np.ndarray:
+    """Running median of three (the output is two samples shorter)."""
+    a, b, c = x[:-2], x[1:-1], x[2:]
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float] | None:
@@ -68,17 +75,18 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     glitch is not a pulse; a distension lasts several frames) before taking its range. ``None`` while the
     series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples.
     """
-    pts = [(t, v) for (t, v) in areas if t_now - t <= span_s and v is not None and math.isfinite(v) and v > 0]
+    pts = _recent(areas, t_now, span_s)
     if len(pts) < 8:
         return None
-    t = np.array([p[0] for p in pts])
+    arr = np.array(pts)
+    t = arr[:, 0]
     if t[-1] - t[0] < MIN_PULSE_SPAN_S:
         return None
-    d = 2.0 * np.sqrt(np.array([p[1] for p in pts]) / math.pi)
-    dt = float(median(np.diff(t)))
+    d = 2.0 * np.sqrt(arr[:, 1] / math.pi)
+    dt = statistics.median([b - a for a, b in zip(t[:-1].tolist(), t[1:].tolist(), strict=True)])
     k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
     res = d - _running_median(d, min(k, (d.size - 1) | 1))
-    sm = np.partition(np.lib.stride_tricks.sliding_window_view(res, 3), 1, axis=1)[:, 1]
+    sm = _median3(res)
     base = float(median(sm))
     up, down = float(sm.max()) - base, base - float(sm.min())
     # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
@@ -109,9 +117,27 @@ def pulsatility_logit(areas, t_now: float) -> float:
     return logit
 
 
+def _recent(hist, t_now: float, span_s: float, *, positive: bool = True) -> list[tuple[float, float]]:
+    """The valid (finite; positive if asked) ``(t, value)`` samples of a time-ordered history within
+    ``span_s`` of ``t_now``, oldest first (walked from the newest end: the window is short, the history long)."""
+    out = []
+    for t, v in reversed(hist):
+        if t_now - t > span_s:
+            break
+        if v is not None and math.isfinite(v) and (v > 0 or not positive):
+            out.append((t, v))
+    out.reverse()
+    return out
+
+
 def _span(hist, t_now: float, span_s: float = PULSE_WINDOW_S) -> float:
-    ts = [t for (t, v) in hist if t_now - t <= span_s]
-    return ts[-1] - ts[0] if ts else 0.0
+    first = last = None
+    for t, _ in reversed(hist):
+        if t_now - t > span_s:
+            break
+        first = t
+        last = t if last is None else last
+    return last - first if first is not None else 0.0
 
 
 def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_compressibility: float | None,
