@@ -41,6 +41,8 @@ __all__ = ["Engine", "EngineConfig"]
 #: stays in it that long); to artery sooner, because an artery taken for a vein silences TIP_IN_ARTERY.
 FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
+#: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
+TIP_TOUCH_MM = 2.0
 #: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
 FOAM_SOURCE_MM = 3.0
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
@@ -205,7 +207,8 @@ class Engine:
             c = self._update_compression(tr, strain, pressed)
             if c is not None:
                 comp_now[tr.id] = c
-            self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam)
+            self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam,
+                                  needle_m.tip_mm if needle_m is not None else None)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
             hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
@@ -446,11 +449,14 @@ class Engine:
         return m
 
     def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None,
-                         shadow: np.ndarray | None = None, below_foam: np.ndarray | None = None) -> None:
+                         shadow: np.ndarray | None = None, below_foam: np.ndarray | None = None,
+                         tip_mm: tuple[float, float] | None = None) -> None:
         # the lumen's own pulsation is read where nothing else moves its outline: no probe pressure, no foam in
         # it; the parts near the needle, under a shadow or under spreading foam are left out (the rest of the
-        # wall still shows the pulse)
-        touched = near is not None and bool(np.any(near & tr.mask)) and not tr.lumen.longitudinal
+        # wall still shows the pulse). The needle tip (or an out-of-plane needle's dot) within 2 mm pushes and
+        # rings on the wall itself: the series then pauses
+        touched = (tip_mm is not None and not tr.lumen.longitudinal
+                   and tip_in_mask(prep, tr.mask, tip_mm, tol_mm=TIP_TOUCH_MM))
         disturbed = None
         for extra in (near, below_foam, shadow):
             if extra is not None:
