@@ -620,8 +620,9 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
             if contrast > MAX_CONTRAST and (lum.longitudinal or lum.diameter_mm < SOFT_MIN_DIAMETER_MM):
                 continue
             # (a known lumen is kept: one the candidate mostly lies in, not one whose outline it touches)
-            if not lum.longitudinal and _in_shadow_column(prep, lum, shadow) and (
-                    keep is None or keep[lum.bbox[0]:lum.bbox[2], lum.bbox[1]:lum.bbox[3]][lum.mask].mean() < 0.3):
+            if not lum.longitudinal and (
+                    keep is None or keep[lum.bbox[0]:lum.bbox[2], lum.bbox[1]:lum.bbox[3]][lum.mask].mean() < 0.3
+            ) and _in_shadow_column(prep, lum, shadow):
                 continue
             if hidden is not None:
                 lum.occluded = _touches(lum, hidden)
