@@ -66,10 +66,12 @@ def evaluate_cines(groups):
     """
     per = {}
     allm = {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
-            "art_events": 0, "art_missed": 0, "art_false_frames": 0, "ms": []}
+            "art_events": 0, "art_missed": 0, "art_false_frames": 0, "needle_frames": 0, "tip_frames": 0,
+            "ms": []}
     for name, cines in groups:
         m = {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
-             "art_events": 0, "art_missed": 0, "art_false_frames": 0, "ms": []}
+             "art_events": 0, "art_missed": 0, "art_false_frames": 0, "needle_frames": 0, "tip_frames": 0,
+            "ms": []}
         for frames in cines:
             eng = Engine()
             in_event = False
@@ -94,6 +96,8 @@ def evaluate_cines(groups):
                     if f.t_s >= 1.0:
                         m["kind_n"] += 1
                         m["kind_ok"] += g.kind == v["kind"]
+                m["needle_frames"] += tr["needle"] is not None
+                m["tip_frames"] += tr["needle"] is not None and r.needle is not None
                 if tr["needle"] is not None and r.needle is not None:
                     m["tip"].append(float(np.hypot(*(np.asarray(r.needle.tip_mm) - tr["needle"]["tip_mm"]))))
                 for fo in tr["foam"]:
@@ -127,7 +131,8 @@ def _summary(m):
             "tip_err_p95_mm": q(m["tip"], 95), "kind_accuracy": round(m["kind_ok"] / max(1, m["kind_n"]), 4),
             "foam_fill_err_mean": float(np.mean(m["foam"])) if m["foam"] else None,
             "tip_in_artery_events": m["art_events"], "tip_in_artery_missed_events": m["art_missed"],
-            "tip_in_artery_false_frames": m["art_false_frames"],
+            "tip_in_artery_false_frames": m["art_false_frames"], "needle_frames": m["needle_frames"],
+            "tip_frames": m["tip_frames"],
             "frames": len(m["ms"]), "engine_ms_median": q(m["ms"], 50), "engine_ms_p99": q(m["ms"], 99)}
 
 

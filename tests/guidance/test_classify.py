@@ -109,3 +109,14 @@ def test_brief_narrowing_is_not_a_pulse():
     assert sw is not None and sw[0] < 0.5 * PULSE_MM, sw
     assert pulsatility_logit(_areas(squeezed), t[-1]) <= -DECIDE_LOGIT
     assert pulsatility_logit(_areas(_pulse(t, d0=8.0)), t[-1]) >= DECIDE_LOGIT
+
+
+def test_pulse_seen_at_a_low_frame_rate():
+    """At 8 frames/s a systole may show in a single frame: it must still count (no glitch filter there)."""
+    fps = 8.0
+    t = np.arange(12) / fps
+    artery = _pulse(t, d0=6.0)
+    areas = [(ti, math.pi * (d / 2) ** 2) for ti, d in zip(t, artery, strict=True)]
+    assert pulsatility_logit(areas, t[-1]) >= DECIDE_LOGIT
+    still = [(ti, math.pi * 9.0) for ti in t]
+    assert pulsatility_logit(still, t[-1]) < 0

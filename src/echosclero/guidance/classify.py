@@ -43,6 +43,9 @@ ECHOGENIC_LOGIT = 2.0
 #: Pulse score (swing over the bounds above) at which the cue is neutral: an artery scores 2-5 (its 5-10 %
 #: swing), a still lumen 0-0.6 (segmentation noise, more where part of it is hidden and its width inferred).
 PULSE_SCORE_MID = 0.7
+#: The three-frame median (against one-frame segmentation glitches) is applied only while three frames last
+#: less than a systolic distension (~0.15 s): at 14 frames/s and above.
+GLITCH_FILTER_MAX_DT_S = 0.07
 #: Running-median window (s) whose output is taken as the slow baseline of the diameter series.
 BASELINE_S = 0.5
 
@@ -71,9 +74,9 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     The equivalent diameter series is high-passed by subtracting its running median over
     :data:`BASELINE_S` (slow drift, respiration, probe motion, and slow deformations such as a needle or its
     ring-down indenting the wall, change over seconds; the systolic distension of an artery rises within
-    ~0.1 s and falls back within the cycle), then median-filtered over three frames (a one-frame segmentation
-    glitch is not a pulse; a distension lasts several frames) before taking its range. ``None`` while the
-    series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples.
+    ~0.1 s and falls back within the cycle), then median-filtered over three frames at frame rates where a
+    distension lasts several frames (a one-frame segmentation glitch is not a pulse) before taking its range.
+    ``None`` while the series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples.
     """
     pts = _recent(areas, t_now, span_s)
     if len(pts) < 8:
@@ -86,7 +89,8 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     dt = statistics.median([b - a for a, b in zip(t[:-1].tolist(), t[1:].tolist(), strict=True)])
     k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
     res = d - _running_median(d, min(k, (d.size - 1) | 1))
-    sm = _median3(res)
+    # a one-frame glitch is not a pulse, but at low frame rates a systole may only show in one frame
+    sm = _median3(res) if dt <= GLITCH_FILTER_MAX_DT_S else res
     base = float(median(sm))
     up, down = float(sm.max()) - base, base - float(sm.min())
     # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
