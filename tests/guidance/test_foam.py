@@ -87,3 +87,19 @@ def test_needle_shade_covers_the_scan_lines_below_the_shaft():
     assert shade[r_tip + 10, c_tip + 1] and shade[r_mid + 20, c_mid]  # below the shaft
     assert not shade[r_mid - 5, c_mid]  # above it
     assert not shade[r_tip + 10, c_tip - 10]  # beyond the tip
+
+
+@pytest.mark.parametrize("seed", [1, 22])
+def test_no_foam_spreads_into_the_deep_artery(seed):
+    """Foam in the GSV does not 'spread' into the common femoral artery it does not touch (noise in a deep
+    lumen is not foam). Seed 1 is a tuning seed on which it used to (75 of 100 frames); seed 22 is unseen."""
+    eng = Engine()
+    frames = checked = 0
+    for f in open_simulated_source("foam_deep_junction", seed=seed).frames():
+        r = eng.process(f)
+        g = match(list(r.vessels), f.meta["truth"]["vessels"]).get("CFA")
+        if g is None:
+            continue
+        checked += 1
+        frames += any(fo.vessel_id == g.id for fo in r.foam)
+    assert checked > 50 and frames == 0, f"foam reported in the artery in {frames} of {checked} frames"

@@ -17,6 +17,7 @@ import numpy as np
 
 from echosclero._runtime import tune_allocator
 from echosclero.frames import Frame
+from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit
@@ -43,6 +44,8 @@ FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
 #: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
 TIP_TOUCH_MM = 2.0
+#: Lumens this close (working pixels, ~1 mm) are taken as joined: foam spreads from one to the other.
+FOAM_TOUCH_PX = 5
 #: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
 FOAM_SOURCE_MM = 3.0
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
@@ -147,15 +150,39 @@ class Engine:
         return any(tr.foam_fill >= self.config.min_foam_fill for tr in self.vessels.tracks)
 
     def _may_start_foam(self, tr: Track, t: float) -> bool:
-        """Can foam appear in this lumen now? Where the needle tip came within :data:`FOAM_SOURCE_MM` in the
-        last :attr:`EngineConfig.injection_window_s`; or, for a lumen not known to be an artery, while foam is
-        in another vessel (it spreads along veins, through junctions and perforators; into an artery only
-        through a needle in it)."""
+        """Can foam appear in this lumen now?
+
+        * where the needle tip came within :data:`FOAM_SOURCE_MM` in the last
+          :attr:`EngineConfig.injection_window_s`;
+        * never, otherwise, in a lumen known to be an artery (foam reaches an artery only through a needle);
+        * from a lumen holding foam that it touches (a junction seen in the plane);
+        * from foam anywhere else into a lumen known to be a vein (foam travels along veins and perforators
+          out of the plane). An undecided lumen away from the foam gets none: noise in a deep lumen is not
+          foam.
+        """
         if tr.tip_near_t is not None and t - tr.tip_near_t <= self.config.injection_window_s:
             return True
         if tr.kind == "artery":
             return False
-        return any(o is not tr and o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks)
+        sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
+        if not sources:
+            return False
+        if tr.kind == "vein":
+            return True
+        mine = tr.ref_mask if tr.ref_mask is not None else tr.mask
+        box = mask_bbox(mine)
+        if box is None:
+            return False
+        r0, r1, c0, c1, _ = box
+        k = FOAM_TOUCH_PX
+        r0, c0 = max(0, r0 - k), max(0, c0 - k)
+        for o in sources:
+            other = o.ref_mask if o.ref_mask is not None else o.mask
+            if other.shape == mine.shape and other[r0:r1 + k, c0:c1 + k].any():
+                grown = cv2.dilate(other[r0:r1 + k, c0:c1 + k].astype(np.uint8), np.ones((2 * k + 1,) * 2, np.uint8))
+                if np.any(grown.astype(bool) & mine[r0:r1 + k, c0:c1 + k]):
+                    return True
+        return False
 
     # ------------------------------------------------------------------------------------------------
     def process(self, frame: Frame) -> FrameResult:
