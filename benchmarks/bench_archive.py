@@ -40,16 +40,20 @@ N_FILES = 12
 N_FRAMES = 40
 
 
-def machine_info() -> dict:
-    """Platform, cores, CPU model, date and load average: recorded with every figure."""
-    cpu = "unknown"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown"
+
+
+def machine_info() -> dict:
+    """Platform, cores, CPU model, date and load average: recorded with every figure."""
+    cpu = cpu_model()
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:

@@ -52,6 +52,32 @@ def _match(found, truth):
     return out, len(found) - len(used)
 
 
+def score_vessels(m: dict, found, truth: dict, t_s: float, match=None) -> dict:
+    """Add one frame's vessel detection, diameter and vein/artery scores to the tallies ``m`` (keys ``tp``,
+    ``fp``, ``fn``, ``derr``, ``kind_ok``, ``kind_n``) and return the match ``{truth_id: found vessel}``.
+
+    Diameter error: transverse vessels seen in the frame (not coasting), at rest (no probe pressure, no
+    foam). Vein/artery: frames at ``t_s`` >= 1 s ("unknown" counts as wrong).
+    """
+    match_fn = match or _match
+    got, fp = match_fn(found, truth["vessels"])
+    m["tp"] += len(got)
+    m["fn"] += sum(v["visible"] for v in truth["vessels"]) - len(got)
+    m["fp"] += fp
+    foamed = {fo["vessel_id"] for fo in truth["foam"]}
+    for v in truth["vessels"]:
+        g = got.get(v["id"])
+        if g is None:
+            continue
+        if (v["view"] == "transverse" and not getattr(g, "coasting", False) and truth["probe_pressure"] < 0.05
+                and v["id"] not in foamed):
+            m["derr"].append(abs(g.diameter_mm - v["diameter_mm"]))
+        if t_s >= 1.0:
+            m["kind_n"] += 1
+            m["kind_ok"] += g.kind == v["kind"]
+    return got
+
+
 def evaluate(scenarios, seeds):
     """Score every scenario of our simulator over ``seeds`` (see :func:`evaluate_cines`)."""
     return evaluate_cines((name, (open_simulated_source(name, seed=seed).frames() for seed in seeds))
@@ -65,13 +91,9 @@ def evaluate_cines(groups):
     cine). Returns ``(per_group, overall)`` summaries.
     """
     per = {}
-    allm = {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
-            "art_events": 0, "art_missed": 0, "art_false_frames": 0, "needle_frames": 0, "tip_frames": 0,
-            "ms": []}
+    allm = _tallies()
     for name, cines in groups:
-        m = {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
-             "art_events": 0, "art_missed": 0, "art_false_frames": 0, "needle_frames": 0, "tip_frames": 0,
-            "ms": []}
+        m = _tallies()
         for frames in cines:
             eng = Engine()
             in_event = False
@@ -80,22 +102,7 @@ def evaluate_cines(groups):
                 r = eng.process(f)
                 m["ms"].append(r.processing_ms)
                 tr = f.meta["truth"]
-                match, fp = _match(list(r.vessels), tr["vessels"])
-                nvis = sum(v["visible"] for v in tr["vessels"])
-                m["tp"] += len(match)
-                m["fn"] += nvis - len(match)
-                m["fp"] += fp
-                foamed = {fo["vessel_id"] for fo in tr["foam"]}
-                for v in tr["vessels"]:
-                    g = match.get(v["id"])
-                    if g is None:
-                        continue
-                    if (v["view"] == "transverse" and not g.coasting and tr["probe_pressure"] < 0.05
-                            and v["id"] not in foamed):
-                        m["derr"].append(abs(g.diameter_mm - v["diameter_mm"]))
-                    if f.t_s >= 1.0:
-                        m["kind_n"] += 1
-                        m["kind_ok"] += g.kind == v["kind"]
+                match = score_vessels(m, list(r.vessels), tr, f.t_s)
                 m["needle_frames"] += tr["needle"] is not None
                 m["tip_frames"] += tr["needle"] is not None and r.needle is not None
                 if tr["needle"] is not None and r.needle is not None:
@@ -119,8 +126,15 @@ def evaluate_cines(groups):
                 m["art_missed"] += not event_hit
         per[name] = _summary(m)
         for k in allm:
-            allm[k] = allm[k] + m[k] if isinstance(allm[k], list) else allm[k] + m[k]
+            allm[k] = allm[k] + m[k]
     return per, _summary(allm)
+
+
+def _tallies() -> dict:
+    """Empty score tallies of :func:`evaluate_cines` (counts and lists of per-frame values)."""
+    return {"tp": 0, "fp": 0, "fn": 0, "derr": [], "tip": [], "kind_ok": 0, "kind_n": 0, "foam": [],
+            "art_events": 0, "art_missed": 0, "art_false_frames": 0, "needle_frames": 0, "tip_frames": 0,
+            "ms": []}
 
 
 def _summary(m):

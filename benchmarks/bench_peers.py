@@ -221,12 +221,6 @@ def engine_timings(frames: list[Frame], n: int | None = 200, *, warmup: int = 10
     return {"frames": len(sel), "opencv_threads": 1, **_stats(ms, cpu), "load_average_1min": [load0, _load()]}
 
 
-def _default_match():
-    from benchmarks.bench_guidance import _match
-
-    return _match
-
-
 def peer_accuracy(scenarios: Iterable[str] | None = None, seeds: Iterable[int] = (5001, 5002), *,
                   peer: UnetPeer | None = None, match: Callable | None = None, frame_stride: int = 1) -> dict:
     """Accuracy of the U-Net peer by the rules of ``benchmarks/bench_guidance.py``.
@@ -255,7 +249,8 @@ def peer_accuracy(scenarios: Iterable[str] | None = None, seeds: Iterable[int] =
     names = list(scenarios) if scenarios is not None else [n for n, _ in list_scenarios()]
     seeds = _check_seeds(seeds)
     peer = peer or UnetPeer(intra_op_threads=1)
-    match = match or _default_match()
+    from benchmarks.bench_guidance import score_vessels
+
     keys = ("tp", "fp", "fn", "kind_ok", "kind_n", "inter", "area", "frames")
     allm = {k: 0 for k in keys} | {"derr": []}
     per = {}
@@ -270,22 +265,7 @@ def peer_accuracy(scenarios: Iterable[str] | None = None, seeds: Iterable[int] =
                 lab = peer.segment(f)
                 found = vessels_from_labels(lab, f.calibration.mm_per_px_x, f.calibration.mm_per_px_z,
                                             min_diameter_mm=peer.min_diameter_mm)
-                tr = f.meta["truth"]
-                got, fp = match(found, tr["vessels"])
-                nvis = sum(v["visible"] for v in tr["vessels"])
-                m["tp"] += len(got)
-                m["fn"] += nvis - len(got)
-                m["fp"] += fp
-                foamed = {fo["vessel_id"] for fo in tr["foam"]}
-                for v in tr["vessels"]:
-                    g = got.get(v["id"])
-                    if g is None:
-                        continue
-                    if v["view"] == "transverse" and tr["probe_pressure"] < 0.05 and v["id"] not in foamed:
-                        m["derr"].append(abs(g.diameter_mm - v["diameter_mm"]))
-                    if f.t_s >= 1.0:
-                        m["kind_n"] += 1
-                        m["kind_ok"] += g.kind == v["kind"]
+                score_vessels(m, found, f.meta["truth"], f.t_s, match)
                 m["inter"] += int(np.count_nonzero((lab > 0) & (truth_lab > 0)))
                 m["area"] += int(np.count_nonzero(lab > 0)) + int(np.count_nonzero(truth_lab > 0))
                 m["frames"] += 1

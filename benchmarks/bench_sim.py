@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_archive import cpu_model
 from echosclero.sim import list_scenarios, open_simulated_source
 
 FRAMES = 100
@@ -31,16 +32,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {"date_utc": datetime.now(UTC).isoformat(timespec="seconds"), "nproc": os.cpu_count(),
-            "cpu_model": cpu, "python": platform.python_version()}
+            "cpu_model": cpu_model(), "python": platform.python_version()}
 
 
 def bench_ours() -> list[dict]:

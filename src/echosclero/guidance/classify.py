@@ -78,6 +78,12 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     distension lasts several frames (a one-frame segmentation glitch is not a pulse) before taking its range.
     ``None`` while the series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples.
     """
+    sw = _swing(areas, t_now, span_s)
+    return None if sw is None else sw[:2]
+
+
+def _swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float, float] | None:
+    """:func:`diameter_swing` and the time the series spans (s)."""
     pts = _recent(areas, t_now, span_s)
     if len(pts) < 8:
         return None
@@ -97,7 +103,7 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     # instead (a vein squeezed by the artery beside it, a needle tapping) is not pulsing itself: only its
     # rise counts then
     swing = up + down if up >= down else up
-    return swing, swing / float(d.mean())
+    return swing, swing / float(d.mean()), float(t[-1] - t[0])
 
 
 def pulsatility_logit(areas, t_now: float) -> float:
@@ -108,16 +114,16 @@ def pulsatility_logit(areas, t_now: float) -> float:
     :data:`PULSE_REL` of the diameter and :data:`PULSE_MM` (the smallest change segmentation resolves),
     so a small vessel's pixel noise is not read as a pulse.
     """
-    sw = diameter_swing(areas, t_now)
+    sw = _swing(areas, t_now)
     if sw is None:
         return 0.0
-    swing_mm, rel = sw
+    swing_mm, rel, span = sw
     score = min(rel / PULSE_REL, swing_mm / PULSE_MM)
     logit = float(np.clip(8.0 * (score - PULSE_SCORE_MID), -3.0, 4.0))
     if logit < 0:
         # no pulse seen: as strong as the series is long, since a short one may fall between two systoles
         # (full weight from MIN_QUIET_SPAN_S, a whole cycle at 50 per minute; none below half of it)
-        logit *= float(np.clip((_span(areas, t_now) - 0.5 * MIN_QUIET_SPAN_S) / (0.5 * MIN_QUIET_SPAN_S), 0, 1))
+        logit *= float(np.clip((span - 0.5 * MIN_QUIET_SPAN_S) / (0.5 * MIN_QUIET_SPAN_S), 0, 1))
     return logit
 
 
@@ -132,16 +138,6 @@ def _recent(hist, t_now: float, span_s: float, *, positive: bool = True) -> list
             out.append((t, v))
     out.reverse()
     return out
-
-
-def _span(hist, t_now: float, span_s: float = PULSE_WINDOW_S) -> float:
-    first = last = None
-    for t, _ in reversed(hist):
-        if t_now - t > span_s:
-            break
-        first = t
-        last = t if last is None else last
-    return last - first if first is not None else 0.0
 
 
 def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_compressibility: float | None,

@@ -44,8 +44,8 @@ FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
 #: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
 TIP_TOUCH_MM = 2.0
-#: Lumens this close (working pixels, ~1 mm) are taken as joined: foam spreads from one to the other.
-FOAM_TOUCH_PX = 5
+#: Lumens this close (mm) are taken as joined: foam spreads from one to the other.
+FOAM_TOUCH_MM = 1.0
 #: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
 FOAM_SOURCE_MM = 3.0
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
@@ -149,7 +149,7 @@ class Engine:
             return True
         return any(tr.foam_fill >= self.config.min_foam_fill for tr in self.vessels.tracks)
 
-    def _may_start_foam(self, tr: Track, t: float) -> bool:
+    def _may_start_foam(self, tr: Track, t: float, mm_per_px: float) -> bool:
         """Can foam appear in this lumen now?
 
         * where the needle tip came within :data:`FOAM_SOURCE_MM` in the last
@@ -174,7 +174,7 @@ class Engine:
         if box is None:
             return False
         r0, r1, c0, c1, _ = box
-        k = FOAM_TOUCH_PX
+        k = max(1, int(round(FOAM_TOUCH_MM / mm_per_px)))
         r0, c0 = max(0, r0 - k), max(0, c0 - k)
         for o in sources:
             other = o.ref_mask if o.ref_mask is not None else o.mask
@@ -326,7 +326,7 @@ class Engine:
         if needle_m is not None and tr.ref_mask is not None and tip_in_mask(
                 prep, tr.ref_mask, needle_m.tip_mm, tol_mm=FOAM_SOURCE_MM):
             tr.tip_near_t = t
-        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, t):
+        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, t, prep.mm_per_px_x):
             # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
