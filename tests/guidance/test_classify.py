@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from echosclero.guidance import Engine
-from echosclero.guidance.classify import DECIDE_LOGIT, PULSE_MM, PULSE_REL, diameter_swing, pulsatility_logit
+from echosclero.guidance.classify import (
+    DECIDE_LOGIT,
+    PULSE_MM,
+    PULSE_REL,
+    diameter_swing,
+    pulsatility_logit,
+    pulse_score,
+    systole_times,
+)
 from echosclero.sim import open_simulated_source
 from echosclero.sim.scene import cardiac_waveform
 
@@ -52,6 +60,36 @@ def test_quiet_series_shorter_than_a_cycle_is_weak_evidence():
     assert -DECIDE_LOGIT < pulsatility_logit(_areas(np.full(16, 6.0)), t[-1]) <= 0.0
     t = np.arange(24) / FPS  # 1.15 s of a still lumen: a vein
     assert pulsatility_logit(_areas(np.full(24, 6.0)), t[-1]) <= -DECIDE_LOGIT
+
+
+def test_systole_times_found_once_per_cycle():
+    bpm = 72.0
+    t = np.arange(30) / FPS  # 1.45 s
+    peaks = systole_times(_areas(_pulse(t, bpm=bpm)), t[-1])
+    # cardiac_waveform peaks at 0.12 of each cycle
+    period = 60.0 / bpm
+    expected = [(k + 0.12) * period for k in range(3) if (k + 0.12) * period <= t[-2]]
+    assert len(peaks) == len(expected), (peaks, expected)
+    assert np.allclose(peaks, expected, atol=1.0 / FPS), (peaks, expected)
+    # a still lumen (segmentation noise only) shows no systole of a clear pulse: pulse_score stays far below 2
+    rng = np.random.default_rng(0)
+    assert pulse_score(_areas(6.0 + rng.normal(0, 0.01, 30)), t[-1]) < 0.5
+
+
+def test_quiet_series_watched_through_a_systole_seen_elsewhere_counts_in_full():
+    t = np.arange(13) / FPS  # 0.6 s: too short alone (a systole may fall outside it)
+    still = _areas(np.full(13, 2.0))
+    alone = pulsatility_logit(still, t[-1])
+    assert -DECIDE_LOGIT < alone <= 0.0
+    # a pulsing artery in the same image peaked at 0.3 s, in the middle of the series: no pulse here is a vein
+    assert pulsatility_logit(still, t[-1], systoles=[0.3]) <= -DECIDE_LOGIT - 0.5
+    # a systole at the very end (or outside) the series does not count: the distension would come after it
+    assert pulsatility_logit(still, t[-1], systoles=[0.58]) == alone
+    assert pulsatility_logit(still, t[-1], systoles=[1.4]) == alone
+    # and a small artery watched through the same systole (at 0.12 of its 72-per-minute cycle) reads as one
+    ts = 0.6 + t
+    artery = [(x, math.pi * (d / 2) ** 2) for x, d in zip(ts, _pulse(ts, d0=3.0, rel=0.08, bpm=72.0), strict=True)]
+    assert pulsatility_logit(artery, ts[-1], systoles=[1.12 * 60 / 72]) >= DECIDE_LOGIT
 
 
 def _kind_accuracy(scenario, seed, ids=None):

@@ -113,3 +113,22 @@ def test_slice_of_needle_shadow_under_a_long_axis_vein_is_refused():
         assert not any(abs(lu.center_mm[0] - 32.5) < 2.0 and abs(lu.center_mm[1] - 10.7) < 1.5 for lu in lumens), \
             (f.t_s, [(lu.center_mm, lu.diameter_mm) for lu in lumens])
         assert any(lu.longitudinal for lu in lumens)
+
+
+def test_weak_long_axis_lumen_kept_only_between_two_walls():
+    """A deep vessel in long axis whose blood is lifted by noise (lumen at half the tissue level) is a vessel
+    when two bright walls run along it; the same dark band without walls (a gap between tissue planes) is not."""
+    band = (slice(250, 320), slice(0, 400))  # 7 mm band across the image at 25-32 mm depth
+
+    def lumens(walls: bool):
+        img = _speckle(seed=3)
+        img[band] = _speckle(seed=4)[band] * 0.5
+        if walls:
+            img[244:250, :] = 250
+            img[320:326, :] = 250
+        return [lu for lu in detect_lumens(prepare(_frame(img))) if lu.longitudinal and 24 < lu.center_mm[1] < 33]
+
+    found = lumens(walls=True)
+    assert len(found) == 1 and found[0].contrast > 0.5, [(lu.center_mm, lu.contrast) for lu in found]
+    assert abs(found[0].diameter_mm - 7.0) < 1.0, found[0].diameter_mm
+    assert lumens(walls=False) == []

@@ -200,6 +200,27 @@ def test_near_miss_raises_tip_in_artery_then_ends_in_the_vein():
     assert frames[0].pixels.ndim == 3  # colour Doppler
 
 
+def test_colour_write_priority_leaves_echogenic_foam_grey():
+    """Colour is painted over dark blood only: foam (bright) in a vein with flow stays visible as grey echoes."""
+    _, frames = _frames("artery_near_miss", seed=1, duration_s=6.0)
+    f = next(f for f in frames if any(x["fill_fraction"] > 0.6 for x in f.meta["truth"]["foam"]))
+    truth = f.meta["truth"]
+    fo = next(x for x in truth["foam"] if x["fill_fraction"] > 0.6)
+
+    def share(frame, upper: bool = False):
+        px = frame.pixels.astype(np.int16)
+        coloured = (px.max(axis=2) - px.min(axis=2)) > 40
+        v = next(v for v in frame.meta["truth"]["vessels"] if v["id"] == fo["vessel_id"])
+        r, c = (int(round(x)) for x in frame.calibration.mm_to_px(*v["center_mm"]))
+        k = v["diameter_mm"] / frame.calibration.mm_per_px_x
+        rows = slice(r - int(0.4 * k), r - int(0.1 * k)) if upper else slice(r - int(0.3 * k), r + int(0.3 * k))
+        return coloured[rows, c - int(0.2 * k):c + int(0.2 * k)].mean()
+
+    # the vein's flowing blood is coloured before the injection; foam rises to the top of its lumen and stays grey
+    assert share(frames[0]) > 0.6
+    assert share(f, upper=True) < 0.2
+
+
 def test_foam_reaching_the_junction_raises_foam_in_deep_vein():
     _, frames = _frames("foam_deep_junction", seed=4, duration_s=5.0)
     codes = [{a["code"] for a in f.meta["truth"]["alerts"]} for f in frames]

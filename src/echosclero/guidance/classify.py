@@ -48,6 +48,12 @@ PULSE_SCORE_MID = 0.7
 GLITCH_FILTER_MAX_DT_S = 0.07
 #: Running-median window (s) whose output is taken as the slow baseline of the diameter series.
 BASELINE_S = 0.5
+#: Two systolic peaks of one series are at least this far apart (s): a cycle lasts 0.4 s even at 150 per minute.
+SYSTOLE_SEPARATION_S = 0.33
+#: A lumen was watched through a systole seen elsewhere when its series starts at least this long (s) before the
+#: peak (the distension rises over ~0.1 s) and runs on this long after it (it falls over ~0.3 s).
+SYSTOLE_BEFORE_S = 0.1
+SYSTOLE_AFTER_S = 0.15
 
 
 def _window(hist, t_now: float, span: float) -> np.ndarray:
@@ -82,8 +88,12 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     return None if sw is None else sw[:2]
 
 
-def _swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float, float] | None:
-    """:func:`diameter_swing` and the time the series spans (s)."""
+def _residual(areas, t_now: float, span_s: float, *, glitch_filter: bool = True
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """The high-passed equivalent-diameter series of :func:`diameter_swing`: (times, residual mm, diameters mm,
+    time the series spans in s).
+
+    ``None`` while the series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples."""
     pts = _recent(areas, t_now, span_s)
     if len(pts) < 8:
         return None
@@ -96,23 +106,71 @@ def _swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, 
     k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
     res = d - _running_median(d, min(k, (d.size - 1) | 1))
     # a one-frame glitch is not a pulse, but at low frame rates a systole may only show in one frame
-    sm = _median3(res) if dt <= GLITCH_FILTER_MAX_DT_S else res
+    span = float(t[-1] - t[0])
+    if glitch_filter and dt <= GLITCH_FILTER_MAX_DT_S:
+        return t[1:-1], _median3(res), d, span
+    return t, res, d, span
+
+
+def _swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float, float] | None:
+    """:func:`diameter_swing` and the time the series spans (s)."""
+    r = _residual(areas, t_now, span_s)
+    if r is None:
+        return None
+    _, sm, d, span = r
     base = float(median(sm))
     up, down = float(sm.max()) - base, base - float(sm.min())
     # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
     # instead (a vein squeezed by the artery beside it, a needle tapping) is not pulsing itself: only its
     # rise counts then
     swing = up + down if up >= down else up
-    return swing, swing / float(d.mean()), float(t[-1] - t[0])
+    return swing, swing / float(d.mean()), span
 
 
-def pulsatility_logit(areas, t_now: float) -> float:
+def pulse_score(areas, t_now: float) -> float | None:
+    """Swing of the lumen over the pulse bounds (:data:`PULSE_REL`, :data:`PULSE_MM`): an artery scores 2-5."""
+    sw = _swing(areas, t_now)
+    if sw is None:
+        return None
+    return min(sw[1] / PULSE_REL, sw[0] / PULSE_MM)
+
+
+def systole_times(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> list[float]:
+    """Times (s) of the systolic peaks in a pulsing lumen's width series over the last ``span_s``.
+
+    A peak is the highest residual (see :func:`diameter_swing`; not median-filtered, the series is known to
+    pulse) within a third of a second either side of it (shorter than any cardiac cycle), the first of equal
+    ones, and above half the swing; one series gives one peak per cycle.
+    """
+    r = _residual(areas, t_now, span_s, glitch_filter=False)
+    if r is None:
+        return []
+    t, sm, _, _ = r
+    base = float(median(sm))
+    top = float(sm.max())
+    if top <= base:
+        return []
+    level = base + 0.5 * (top - base)
+    out = []
+    for i in np.flatnonzero(sm >= level).tolist():
+        near = np.abs(t - t[i]) <= SYSTOLE_SEPARATION_S
+        if sm[i] >= sm[near].max() and not (sm[near & (t < t[i])] >= sm[i]).any():
+            out.append(float(t[i]))
+    return out
+
+
+def pulsatility_logit(areas, t_now: float, systoles=()) -> float:
     """Log-odds (artery positive) from the cardiac swing of the lumen diameter.
 
     Arterial diameter swings ~5-10 % over the cardiac cycle (femoral and popliteal distension); a leg vein
     does not pulse at the cardiac rate. A swing counts as pulsation when it exceeds both
     :data:`PULSE_REL` of the diameter and :data:`PULSE_MM` (the smallest change segmentation resolves),
     so a small vessel's pixel noise is not read as a pulse.
+
+    ``systoles``: times (s) of systolic peaks seen in another vessel of the same image (:func:`systole_times`
+    of a pulsing artery). All arteries in one image distend within a few hundredths of a second of each other,
+    so a quiet series that was watched through one of them did not fall between two systoles: its absence of
+    a pulse counts in full however short the series.
     """
     sw = _swing(areas, t_now)
     if sw is None:
@@ -122,9 +180,27 @@ def pulsatility_logit(areas, t_now: float) -> float:
     logit = float(np.clip(8.0 * (score - PULSE_SCORE_MID), -3.0, 4.0))
     if logit < 0:
         # no pulse seen: as strong as the series is long, since a short one may fall between two systoles
-        # (full weight from MIN_QUIET_SPAN_S, a whole cycle at 50 per minute; none below half of it)
-        logit *= float(np.clip((span - 0.5 * MIN_QUIET_SPAN_S) / (0.5 * MIN_QUIET_SPAN_S), 0, 1))
+        # (full weight from MIN_QUIET_SPAN_S, a whole cycle at 50 per minute; none below half of it), unless a
+        # systole seen elsewhere fell within it
+        if not _watched_through(areas, t_now, systoles):
+            logit *= float(np.clip((span - 0.5 * MIN_QUIET_SPAN_S) / (0.5 * MIN_QUIET_SPAN_S), 0, 1))
     return logit
+
+
+def _watched_through(areas, t_now: float, systoles) -> bool:
+    """Whether the lumen's series covers a systole seen elsewhere, from :data:`SYSTOLE_BEFORE_S` before its
+    peak to :data:`SYSTOLE_AFTER_S` after it, with samples on both sides of the peak."""
+    if not systoles:
+        return False
+    times = [t for t, _ in _recent(areas, t_now, PULSE_WINDOW_S)]
+    if len(times) < 2:
+        return False
+    for ts in systoles:
+        if (times[0] <= ts - SYSTOLE_BEFORE_S and times[-1] >= ts + SYSTOLE_AFTER_S
+                and any(ts - SYSTOLE_BEFORE_S <= t <= ts for t in times)
+                and any(ts < t <= ts + SYSTOLE_AFTER_S for t in times)):
+            return True
+    return False
 
 
 def _recent(hist, t_now: float, span_s: float, *, positive: bool = True) -> list[tuple[float, float]]:
@@ -141,11 +217,12 @@ def _recent(hist, t_now: float, span_s: float, *, positive: bool = True) -> list
 
 
 def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_compressibility: float | None,
-                 echogenic_fraction: float = 0.0) -> tuple[float, bool]:
+                 echogenic_fraction: float = 0.0, systoles=()) -> tuple[float, bool]:
     """Summed artery log-odds and whether the evidence is enough to decide.
 
     ``areas``, ``colour``, ``walls``: sequences of ``(t_s, value)``; colour values are ``None`` on grey frames.
     ``echogenic_fraction``: share of the frames in which the lumen was filled with echoes (no foam injected).
+    ``systoles``: systolic peak times seen in another vessel (:func:`pulsatility_logit`).
     """
     logit = 0.0
     span = t_now - t_first
@@ -160,7 +237,7 @@ def artery_logit(*, t_now: float, t_first: float, areas, colour, walls, max_comp
             logit += 4.0 * (swing - 0.6) / 0.3
         elif span >= 1.0:
             logit -= 0.5  # no flow shown at all: a thrombosed vein or slow venous flow below the colour scale
-    logit += pulsatility_logit(areas, t_now)
+    logit += pulsatility_logit(areas, t_now, systoles)
     if max_compressibility is not None:
         if max_compressibility >= 0.7:
             logit -= 6.0

@@ -20,7 +20,7 @@ from echosclero.frames import Frame
 from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
-from echosclero.guidance.classify import artery_logit
+from echosclero.guidance.classify import artery_logit, pulse_score, systole_times
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.foam import lost_to_echoes, needle_shade, tip_in_mask
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
@@ -51,8 +51,14 @@ FOAM_SOURCE_MM = 3.0
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
 #: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
 MAX_PULSE_STEP = 0.12
+#: The resting outline of a lumen follows its detection while the area stays within these factors of it: a
+#: lumen partly hidden (smaller) or merged with a neighbour or a shadow (bigger) does not replace it.
+REF_SHRINK_MIN = 0.6
+REF_GROW_MAX = 1.4
 #: The wall echogenicity cue changes slowly: sampled at most this often (s).
 WALL_EVERY_S = 0.25
+#: An artery whose pulse scores this much (2-5 for a 5-10 % swing) times the systoles for the other vessels.
+REFERENCE_PULSE_SCORE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,13 +235,14 @@ class Engine:
             k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
             near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
         below_foam = self._below_foam(prep.shape)
+        systoles = self._systoles(tracks, t) if any(tr.kind == "unknown" for tr in tracks) else []
         for tr in tracks:
             self._update_geometry(tr, prep, exclude, t, needle_m, pressed)
             c = self._update_compression(tr, strain, pressed)
             if c is not None:
                 comp_now[tr.id] = c
             self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam,
-                                  needle_m.tip_mm if needle_m is not None else None)
+                                  needle_m.tip_mm if needle_m is not None else None, systoles)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
             hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
@@ -345,8 +352,10 @@ class Engine:
             freeze = tr.ref_mask is not None and not pressed and self._injecting(t) and (
                 (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
                 or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude))
-            if seen and not freeze and (tr.ref_mask is None or lum.area_mm2 >= 0.6 * tr.ref_area_mm2
-                                        or not tr.confirmed):
+            # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
+            # vein widens over seconds, not from one frame to the next)
+            if seen and not freeze and (tr.ref_mask is None or not tr.confirmed or REF_SHRINK_MIN * tr.ref_area_mm2
+                                        <= lum.area_mm2 <= REF_GROW_MAX * tr.ref_area_mm2):
                 tr.ref_mask = tr.mask.copy()
                 tr.ref_area_mm2 = lum.area_mm2
                 tr.ref_lumen = lum
@@ -475,9 +484,20 @@ class Engine:
                     m[rows[0]:, tr.ref_mask.any(axis=0)] = True
         return m
 
+    @staticmethod
+    def _systoles(tracks: list[Track], t: float) -> list[float]:
+        """Systolic peak times (s) shown by the clearly pulsing arteries in view: the cardiac clock of this image."""
+        out: list[float] = []
+        for tr in tracks:
+            if tr.kind == "artery" and tr.seen_now:
+                score = pulse_score(tr.areas, t)
+                if score is not None and score >= REFERENCE_PULSE_SCORE:
+                    out += systole_times(tr.areas, t)
+        return out
+
     def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None,
                          shadow: np.ndarray | None = None, below_foam: np.ndarray | None = None,
-                         tip_mm: tuple[float, float] | None = None) -> None:
+                         tip_mm: tuple[float, float] | None = None, systoles: list[float] | None = None) -> None:
         # the lumen's own pulsation is read where nothing else moves its outline: no probe pressure, no foam in
         # it; the parts near the needle, under a shadow or under spreading foam are left out (the rest of the
         # wall still shows the pulse). The needle tip (or an out-of-plane needle's dot) within 2 mm pushes and
@@ -513,7 +533,8 @@ class Engine:
         logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
                                       walls=tr.walls, max_compressibility=tr.max_compressibility,
                                       echogenic_fraction=tr.echogenic_frames / max(1, tr.echogenic_frames
-                                                                                   + tr.clear_frames))
+                                                                                   + tr.clear_frames),
+                                      systoles=systoles or ())
         tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
         if not decided:
             tr.flip_since = None

@@ -38,6 +38,9 @@ STEADY_HITS = 4
 #: not gone.
 MAX_SHADOW_COAST_S = 8.0
 SHADOW_COAST_FRACTION = 0.5
+#: ... and so is a lumen holding foam over this fraction of it: the dark-lumen detector no longer sees a lumen
+#: full of echogenic sclerosant, but it is there (its fill is still read inside its outline).
+FOAM_COAST_FILL = 0.3
 #: Detections before a track is confirmed.
 CONFIRM_HITS = 2
 #: Minimum overlap (fraction of the smaller of detection and track) to assign a detection to a track.
@@ -213,7 +216,8 @@ class VesselTracker:
         for tr in self.tracks:
             gap = t_s - tr.t_last_seen
             coast = MAX_COAST_S if tr.hits >= STEADY_HITS else MIN_COAST_S
-            if tr.hits >= STEADY_HITS and gap > coast and shadow is not None and _under(tr, shadow):
+            if tr.hits >= STEADY_HITS and gap > coast and (
+                    tr.foam_fill >= FOAM_COAST_FILL or (shadow is not None and _under(tr, shadow))):
                 coast = MAX_SHADOW_COAST_S
             if tr.seen_now or (tr.confirmed and gap <= coast):
                 keep.append(tr)

@@ -63,6 +63,10 @@ WALL_RATIO = 1.25
 #: half-side WALL_TOPHAT_MM): a thin wall blurred at the working pitch.
 WALL_TOPHAT = 0.2
 WALL_TOPHAT_MM = 1.0
+#: A weakly contrasted long-axis lumen is kept when a wall-bright pixel lies within this distance (mm) of its
+#: upper and of its lower edge in at least BAND_WALL_SHARE of its columns (two parallel walls).
+BAND_WALL_MM = 0.8
+BAND_WALL_SHARE = 0.7
 #: Smallest echogenic (wall-ringed) lumen (mm): smaller closed rings are crossings of fascial lines and speckle.
 WALLED_MIN_DIAMETER_MM = 3.0
 #: A wall-ringed hole is a vessel when it fits an ellipse this well (intersection over union).
@@ -511,6 +515,32 @@ def _in_shadow_column(prep: Prepared, lum: Lumen, shadow: np.ndarray | None = No
     return float(median(below[tissue] / flank[tissue])) < SHADOW_BELOW_RATIO
 
 
+def _between_walls(prep: Prepared, lum: Lumen) -> bool:
+    """Whether a long-axis lumen runs between two bright walls: in most of its columns a wall-bright pixel
+    (:data:`WALL_RATIO`) lies within :data:`BAND_WALL_MM` above its top edge, and one below its bottom edge.
+
+    A deep vessel's blood is lifted towards the tissue level by noise (weak contrast), but its specular walls
+    stay bright; a dark band between two tissue layers without walls of its own (a slice of shadow, a gap
+    between fascial planes) has no such pair of parallel walls."""
+    m = lum.mask
+    present = m.any(axis=0)
+    if present.sum() < 10:
+        return False
+    rows = prep.shape[0]
+    top = lum.row0 + np.argmax(m, axis=0)
+    bottom = lum.row0 + m.shape[0] - 1 - np.argmax(m[::-1], axis=0)
+    k = max(2, int(round(BAND_WALL_MM / prep.mm_per_px_z)))
+    cols = lum.col0 + np.flatnonzero(present)
+    top, bottom = top[present], bottom[present]
+    offs = np.arange(1, k + 1)
+    above = np.clip(top[None, :] - offs[:, None], 0, rows - 1)
+    below = np.clip(bottom[None, :] + offs[:, None], 0, rows - 1)
+    r = prep.ratio
+    lit_above = (r[above, cols[None, :]] >= WALL_RATIO).any(axis=0) & (top > 0)
+    lit_below = (r[below, cols[None, :]] >= WALL_RATIO).any(axis=0) & (bottom < rows - 1)
+    return bool(lit_above.mean() >= BAND_WALL_SHARE and lit_below.mean() >= BAND_WALL_SHARE)
+
+
 def _join_across_needle(prep: Prepared, lumens: list[Lumen], ignore: np.ndarray) -> list[Lumen]:
     """Join long-axis lumens cut in two by an in-plane needle (the shaft, its echo and reverberations run
     across the tube): two long-axis pieces touching the needle mask, overlapping in depth, of similar width,
@@ -591,8 +621,10 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
         comp, y, x, contrast = _refine(comp, y, x, ratio, prep, max_contrast=SOFT_MAX_CONTRAST)
         if comp is None:
             continue
-        if contrast > MAX_CONTRAST and not (_solidity(comp) >= SOFT_SOLIDITY and is_round(comp)):
-            continue  # a weakly contrasted lumen must at least be a compact round one
+        if contrast > MAX_CONTRAST and not (_solidity(comp) >= SOFT_SOLIDITY and (
+                is_round(comp) or comp.shape[1] * prep.mm_per_px_x >= LONGITUDINAL_ELONGATION * comp.shape[0]
+                * prep.mm_per_px_z)):
+            continue  # a weakly contrasted lumen must at least be a compact round one, or a straight band
         if hidden is not None:
             comp &= ~hidden[y:y + comp.shape[0], x:x + comp.shape[1]]
         parts = [comp]
@@ -617,7 +649,8 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
             if lum is None:
                 continue
             lum.contrast = contrast
-            if contrast > MAX_CONTRAST and (lum.longitudinal or lum.diameter_mm < SOFT_MIN_DIAMETER_MM):
+            if contrast > MAX_CONTRAST and (lum.diameter_mm < SOFT_MIN_DIAMETER_MM or (
+                    lum.longitudinal and not _between_walls(prep, lum))):
                 continue
             # (a known lumen is kept: one the candidate mostly lies in, not one whose outline it touches)
             if not lum.longitudinal and (

@@ -345,10 +345,14 @@ def _normals(path: np.ndarray) -> np.ndarray:
     return np.stack([-d[:, 1], d[:, 0]], axis=1)
 
 
-def _fill_tube(raster: Raster, img: np.ndarray, path: np.ndarray, r: float, value: float) -> None:
+def tube_polygon(path: np.ndarray, r: float) -> np.ndarray:
+    """Outline (mm) of a tube of radius ``r`` along ``path``: a vessel seen in long axis."""
     n = _normals(path)
-    poly = np.vstack([path + n * r, (path - n * r)[::-1]])
-    raster.fill_polygon(img, poly, value)
+    return np.vstack([path + n * r, (path - n * r)[::-1]])
+
+
+def _fill_tube(raster: Raster, img: np.ndarray, path: np.ndarray, r: float, value: float) -> None:
+    raster.fill_polygon(img, tube_polygon(path, r), value)
 
 
 def foam_region_transverse(vessel: Vessel, fill: float) -> np.ndarray | None:

@@ -32,6 +32,11 @@ ARTERY_PULSATION = 0.06  # relative radius change over the cardiac cycle (femora
 SPASM_MAX = 0.35  # relative diameter loss of a vein in full sclerosant-induced spasm
 DOPPLER_COS = 0.34  # cos(70°): beam-to-flow angle with a tilted probe / steered colour box
 NYQUIST_CM_S = 30.0  # colour scale (venous preset)
+# Colour write priority: a scanner paints colour only where the B-mode grey is below a threshold, so that bright
+# echoes (tissue, a wall, a needle, echogenic sclerosant foam) are not hidden by a Doppler signal (the
+# "write priority" / "colour priority" control of every duplex scanner, usually near the middle of the grey
+# scale). Display grey levels 0-255.
+WRITE_PRIORITY_GREY = 100
 
 
 @dataclass
@@ -307,6 +312,7 @@ class Scene:
             vel = vd * profile
             vel = (vel + NYQUIST_CM_S) % (2 * NYQUIST_CM_S) - NYQUIST_CM_S  # aliasing
             show = inside & (np.abs(vel) > 1.5) & (self.rng.random(inside.shape) > 0.05)
+            show &= gray[r0:r1, c0:c1] < WRITE_PRIORITY_GREY
             mag = np.clip(np.abs(vel) / NYQUIST_CM_S, 0, 1)
             patch = rgb[r0:r1, c0:c1]
             red = np.stack([120 + 135 * mag, 40 + 180 * mag**2, np.zeros_like(mag)], -1)
@@ -355,7 +361,7 @@ class Scene:
                 "plane": "in" if n.in_plane else "out",
             }
         foam = [
-            {"vessel_id": v.id, "fill_fraction": round(float(np.clip(v.foam_fill, 0, 1)), 4),
+            {"vessel_id": v.id, "fill_fraction": round(self._fill_in_view(v, foam_regions), 4),
              "front_mm": [round(v.foam_front_mm[0], 4), round(v.foam_front_mm[1], 4)] if v.foam_front_mm else None}
             for v in self.vessels if v.id in foam_regions
         ]
@@ -368,6 +374,24 @@ class Scene:
             "probe_pressure": round(st.pressure, 4),
             "injecting": st.injecting,
         }
+
+    def _fill_in_view(self, v: ph.Vessel, foam_regions: dict[str, np.ndarray]) -> float:
+        """Fraction of the vessel's lumen *in the image* holding foam.
+
+        Transverse: the foam layer's area fraction, as drawn. Long axis: the timeline sets the foam as a stretch
+        of the vessel's path, which runs beyond the image and, for a tributary, into the vein it joins; the
+        truth is what the image shows: the share of the lumen in view covered by foam (its own or foam that
+        spread from a joining vessel)."""
+        if not v.longitudinal:
+            return float(np.clip(v.foam_fill, 0, 1))
+        lumen = self.raster.mask_polygon(ph.tube_polygon(v.path_now(), v.b_mm))
+        n = int(np.count_nonzero(lumen))
+        if n == 0:
+            return 0.0
+        foam = np.zeros(self.grid.shape, bool)
+        for region in foam_regions.values():
+            foam |= self.raster.mask_polygon(region)
+        return float(np.count_nonzero(lumen & foam)) / n
 
     def _visible(self, v: ph.Vessel) -> bool:
         x, z = v.centre_now_mm
