@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_guidance.py [--seeds 5001,5002] [--quick]``
 
 Writes ``benchmarks/results/guidance.json`` and ``docs/benchmarks-guidance.md``. Seeds 5000+ were never used
-while tuning the engine (tuning used seeds 1-12). Matching: a truth vessel is found when a reported vessel's
+while tuning the engine (tuning used seeds 1-24). Matching: a truth vessel is found when a reported vessel's
 centre lies within max(2 mm, half its diameter) of the truth centre or the truth centre lies within 1 mm of
 the reported contour. Diameter error is measured on transverse vessels seen in the frame, at rest (no probe
 pressure, no foam). Vein/artery accuracy counts frames at t >= 1 s ("unknown" counts as wrong).
