@@ -348,10 +348,13 @@ class Engine:
         if fill < 0.05:
             seen = tr.seen_now and not lum.occluded  # a lumen cut by a shadow is not measured
             # while a needle is inside the lumen, or echoes take the place of part of it during an injection,
-            # the detection shows the lumen less the needle or the first foam: keep the outline as it was
+            # the detection shows the lumen less the needle or the first foam: keep the outline as it was; and
+            # while foam is anywhere in view, its shadow darkens the tissue beside the lumens below it, which
+            # the detection may join to them
             freeze = tr.ref_mask is not None and not pressed and self._injecting(t) and (
                 (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
-                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude))
+                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude)
+                or any(o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks))
             # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
             # vein widens over seconds, not from one frame to the next)
             if seen and not freeze and (tr.ref_mask is None or not tr.confirmed or REF_SHRINK_MIN * tr.ref_area_mm2
