@@ -88,10 +88,9 @@ def diameter_swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple
     return None if sw is None else sw[:2]
 
 
-def _residual(areas, t_now: float, span_s: float, *, glitch_filter: bool = True
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-    """The high-passed equivalent-diameter series of :func:`diameter_swing`: (times, residual mm, diameters mm,
-    time the series spans in s).
+def _residual(areas, t_now: float, span_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """The high-passed equivalent-diameter series of :func:`diameter_swing`, not yet glitch-filtered:
+    (times s, residual mm, diameters mm, median frame interval s).
 
     ``None`` while the series covers less than :data:`MIN_PULSE_SPAN_S` or has fewer than 8 samples."""
     pts = _recent(areas, t_now, span_s)
@@ -104,12 +103,20 @@ def _residual(areas, t_now: float, span_s: float, *, glitch_filter: bool = True
     d = 2.0 * np.sqrt(arr[:, 1] / math.pi)
     dt = statistics.median([b - a for a, b in zip(t[:-1].tolist(), t[1:].tolist(), strict=True)])
     k = max(3, int(round(BASELINE_S / max(dt, 1e-3))) | 1)
-    res = d - _running_median(d, min(k, (d.size - 1) | 1))
+    return t, d - _running_median(d, min(k, (d.size - 1) | 1)), d, dt
+
+
+def _swing_of(res: np.ndarray, d: np.ndarray, dt: float) -> tuple[float, float]:
+    """(swing mm, relative swing) of a residual series (see :func:`diameter_swing`)."""
     # a one-frame glitch is not a pulse, but at low frame rates a systole may only show in one frame
-    span = float(t[-1] - t[0])
-    if glitch_filter and dt <= GLITCH_FILTER_MAX_DT_S:
-        return t[1:-1], _median3(res), d, span
-    return t, res, d, span
+    sm = _median3(res) if dt <= GLITCH_FILTER_MAX_DT_S else res
+    base = float(median(sm))
+    up, down = float(sm.max()) - base, base - float(sm.min())
+    # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
+    # instead (a vein squeezed by the artery beside it, a needle tapping) is not pulsing itself: only its
+    # rise counts then
+    swing = up + down if up >= down else up
+    return swing, swing / float(d.mean())
 
 
 def _swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, float, float] | None:
@@ -117,46 +124,49 @@ def _swing(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> tuple[float, 
     r = _residual(areas, t_now, span_s)
     if r is None:
         return None
-    _, sm, d, span = r
-    base = float(median(sm))
-    up, down = float(sm.max()) - base, base - float(sm.min())
-    # an artery distends in systole: a brief rise above its diastolic width. A lumen that narrows briefly
-    # instead (a vein squeezed by the artery beside it, a needle tapping) is not pulsing itself: only its
-    # rise counts then
-    swing = up + down if up >= down else up
-    return swing, swing / float(d.mean()), span
+    t, res, d, dt = r
+    return (*_swing_of(res, d, dt), float(t[-1] - t[0]))
+
+
+def _score(swing_mm: float, rel: float) -> float:
+    return min(rel / PULSE_REL, swing_mm / PULSE_MM)
 
 
 def pulse_score(areas, t_now: float) -> float | None:
     """Swing of the lumen over the pulse bounds (:data:`PULSE_REL`, :data:`PULSE_MM`): an artery scores 2-5."""
     sw = _swing(areas, t_now)
-    if sw is None:
-        return None
-    return min(sw[1] / PULSE_REL, sw[0] / PULSE_MM)
+    return None if sw is None else _score(sw[0], sw[1])
 
 
-def systole_times(areas, t_now: float, span_s: float = PULSE_WINDOW_S) -> list[float]:
-    """Times (s) of the systolic peaks in a pulsing lumen's width series over the last ``span_s``.
+def _peaks(t: np.ndarray, res: np.ndarray) -> list[float]:
+    base = float(median(res))
+    top = float(res.max())
+    if top <= base:
+        return []
+    level = base + 0.5 * (top - base)
+    out = []
+    for i in np.flatnonzero(res >= level).tolist():
+        near = np.abs(t - t[i]) <= SYSTOLE_SEPARATION_S
+        if res[i] >= res[near].max() and not (res[near & (t < t[i])] >= res[i]).any():
+            out.append(float(t[i]))
+    return out
+
+
+def systole_times(areas, t_now: float, span_s: float = PULSE_WINDOW_S, *, min_score: float = 0.0) -> list[float]:
+    """Times (s) of the systolic peaks in a pulsing lumen's width series over the last ``span_s``; none unless
+    its pulse scores at least ``min_score`` (:func:`pulse_score`).
 
     A peak is the highest residual (see :func:`diameter_swing`; not median-filtered, the series is known to
     pulse) within a third of a second either side of it (shorter than any cardiac cycle), the first of equal
     ones, and above half the swing; one series gives one peak per cycle.
     """
-    r = _residual(areas, t_now, span_s, glitch_filter=False)
+    r = _residual(areas, t_now, span_s)
     if r is None:
         return []
-    t, sm, _, _ = r
-    base = float(median(sm))
-    top = float(sm.max())
-    if top <= base:
+    t, res, d, dt = r
+    if min_score > 0 and _score(*_swing_of(res, d, dt)) < min_score:
         return []
-    level = base + 0.5 * (top - base)
-    out = []
-    for i in np.flatnonzero(sm >= level).tolist():
-        near = np.abs(t - t[i]) <= SYSTOLE_SEPARATION_S
-        if sm[i] >= sm[near].max() and not (sm[near & (t < t[i])] >= sm[i]).any():
-            out.append(float(t[i]))
-    return out
+    return _peaks(t, res)
 
 
 def pulsatility_logit(areas, t_now: float, systoles=()) -> float:
@@ -176,7 +186,7 @@ def pulsatility_logit(areas, t_now: float, systoles=()) -> float:
     if sw is None:
         return 0.0
     swing_mm, rel, span = sw
-    score = min(rel / PULSE_REL, swing_mm / PULSE_MM)
+    score = _score(swing_mm, rel)
     logit = float(np.clip(8.0 * (score - PULSE_SCORE_MID), -3.0, 4.0))
     if logit < 0:
         # no pulse seen: as strong as the series is long, since a short one may fall between two systoles

@@ -20,7 +20,7 @@ from echosclero.frames import Frame
 from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
-from echosclero.guidance.classify import artery_logit, pulse_score, systole_times
+from echosclero.guidance.classify import artery_logit, systole_times
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.foam import lost_to_echoes, needle_shade, tip_in_mask
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
@@ -493,9 +493,7 @@ class Engine:
         out: list[float] = []
         for tr in tracks:
             if tr.kind == "artery" and tr.seen_now:
-                score = pulse_score(tr.areas, t)
-                if score is not None and score >= REFERENCE_PULSE_SCORE:
-                    out += systole_times(tr.areas, t)
+                out += systole_times(tr.areas, t, min_score=REFERENCE_PULSE_SCORE)
         return out
 
     def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None,

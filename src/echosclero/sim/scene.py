@@ -186,7 +186,7 @@ class Scene:
         env = self.renderer.envelope(field)
         img = log_compress(env, dynamic_range_db=self.dynamic_range_db, gain_db=self.gain_db)
         if self.color:
-            img = self._colour_doppler(img, foam_regions)
+            img = self._colour_doppler(img)
         return img, self._truth(t, st, foam_regions)
 
     def maps(self, t: float) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -285,7 +285,7 @@ class Scene:
                            float(ph.SPEC_NEEDLE * 0.9 * 0.5**k), -1, lineType=cv2.LINE_8, shift=r.SHIFT)
         return atten
 
-    def _colour_doppler(self, gray: np.ndarray, foam_regions: dict[str, np.ndarray]) -> np.ndarray:
+    def _colour_doppler(self, gray: np.ndarray) -> np.ndarray:
         rgb = np.repeat(gray[..., None], 3, axis=2)
         for v in self.vessels:
             vd = v.velocity_cm_s * DOPPLER_COS
@@ -360,8 +360,13 @@ class Scene:
                 "confidence": 1.0,
                 "plane": "in" if n.in_plane else "out",
             }
+        foam_mask = None  # all foam drawn, for the long-axis fills (built once per frame, if needed)
+        if any(v.longitudinal and v.id in foam_regions for v in self.vessels):
+            foam_mask = np.zeros(self.grid.shape, bool)
+            for region in foam_regions.values():
+                foam_mask |= self.raster.mask_polygon(region)
         foam = [
-            {"vessel_id": v.id, "fill_fraction": round(self._fill_in_view(v, foam_regions), 4),
+            {"vessel_id": v.id, "fill_fraction": round(self._fill_in_view(v, foam_mask), 4),
              "front_mm": [round(v.foam_front_mm[0], 4), round(v.foam_front_mm[1], 4)] if v.foam_front_mm else None}
             for v in self.vessels if v.id in foam_regions
         ]
@@ -375,23 +380,18 @@ class Scene:
             "injecting": st.injecting,
         }
 
-    def _fill_in_view(self, v: ph.Vessel, foam_regions: dict[str, np.ndarray]) -> float:
+    def _fill_in_view(self, v: ph.Vessel, foam_mask: np.ndarray | None) -> float:
         """Fraction of the vessel's lumen *in the image* holding foam.
 
         Transverse: the foam layer's area fraction, as drawn. Long axis: the timeline sets the foam as a stretch
         of the vessel's path, which runs beyond the image and, for a tributary, into the vein it joins; the
-        truth is what the image shows: the share of the lumen in view covered by foam (its own or foam that
-        spread from a joining vessel)."""
-        if not v.longitudinal:
+        truth is what the image shows: the share of the lumen in view covered by foam (``foam_mask``: all foam
+        drawn, its own or foam that spread from a joining vessel)."""
+        if not v.longitudinal or foam_mask is None:
             return float(np.clip(v.foam_fill, 0, 1))
         lumen = self.raster.mask_polygon(ph.tube_polygon(v.path_now(), v.b_mm))
         n = int(np.count_nonzero(lumen))
-        if n == 0:
-            return 0.0
-        foam = np.zeros(self.grid.shape, bool)
-        for region in foam_regions.values():
-            foam |= self.raster.mask_polygon(region)
-        return float(np.count_nonzero(lumen & foam)) / n
+        return float(np.count_nonzero(lumen & foam_mask)) / n if n else 0.0
 
     def _visible(self, v: ph.Vessel) -> bool:
         x, z = v.centre_now_mm
