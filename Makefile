@@ -10,7 +10,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test test-fast lint bench bench-peers train-unet clean help
+.PHONY: demo test test-fast lint bench bench-peers train-unet train-lumen clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make test    ruff + the full test suite"
 	@echo "make bench   speed and accuracy benchmarks -> docs/benchmarks.md"
 	@echo "make train-unet   re-train the U-Net peer (separate venv with CPU torch) -> benchmarks/peers/unet_lumen.onnx"
+	@echo "make train-lumen  re-train the engine's lumen network (REAL=path/to/usgra-dev) -> src/echosclero/guidance/models/"
 	@echo "make bench-peers  U-Net (onnxruntime) and FAST peers vs the engine -> docs/benchmarks-peers.md"
 
 $(UV):
@@ -48,11 +49,17 @@ TRAIN_VENV := .venv-train
 
 $(TRAIN_VENV)/.ok:
 	$(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install --quiet torch==2.13.0 onnx numpy opencv-python-headless scipy
+	$(TRAIN_VENV)/bin/pip install --quiet torch==2.13.0 onnx numpy opencv-python-headless scipy pillow
 	@touch $@
 
 train-unet: $(TRAIN_VENV)/.ok
 	PYTHONPATH=src:. nice -n 10 $(TRAIN_VENV)/bin/python -m benchmarks.peers.train_unet $(TRAIN)
+
+# The engine's lumen network (src/echosclero/guidance/models/lumen_net.onnx): same training venv; REAL is the
+# usgra-seg development folder (images/, masks/). The data cache (out/lumen_cache.npz) is built on first use.
+REAL ?= ../shared/data/real/usgra-dev
+train-lumen: $(TRAIN_VENV)/.ok
+	PYTHONPATH=src:. nice -n 10 $(TRAIN_VENV)/bin/python scripts/train_lumen_net.py --real $(REAL) --threads 1 $(TRAIN)
 
 # FAST (pyfast, group "peers") also needs Debian's libusb-1.0-0 and pocl-opencl-icd (apt-get install).
 bench-peers: $(VENV)/.synced

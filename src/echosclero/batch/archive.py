@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 #: Extensions dropped from a file's name to name its JSON.
-_KNOWN_EXTENSIONS = {".dcm", ".dicom", ".dic"}
+_KNOWN_EXTENSIONS = {".dcm", ".dicom", ".dic", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 #: Seconds to wait for a Dask scheduler (``--scheduler``) to answer, and for it to have a worker.
 DEFAULT_SCHEDULER_TIMEOUT_S = 10.0

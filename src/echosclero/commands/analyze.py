@@ -23,8 +23,11 @@ area, vein/artery, compressibility), the needle (tip, entry, angle), sclerosant 
 fraction, front) and alerts (TIP_IN_ARTERY, FOAM_IN_DEEP_VEIN, NONCOMPRESSIBLE_VEIN, ...), all in
 millimetres from the scanner's calibration.
 
-PATH is a DICOM file (single or multi-frame US), a video file, sim:SCENARIO, a folder (an archive) or a
-live OpenIGTLink stream igtl://HOST:PORT (as a PLUS server sends IMAGE messages).
+PATH is a DICOM file (single or multi-frame US), a video file, a PNG/JPEG/TIFF screenshot, sim:SCENARIO, a
+folder (an archive; with --frame-time-ms, its numbered images as one cine) or a live OpenIGTLink stream
+igtl://HOST:PORT (as a PLUS server sends IMAGE messages). Screenshots and videos carry no calibration: give
+--mm-per-px. Only the imaged area of each frame (the footprint of the echoes: no black background, text,
+rulers or deep no-signal region) is analysed; --roi cuts a whole-screen capture to its image first.
 
 Live streams (igtl://HOST:PORT[?device=NAME]):
   The newest frame is analysed each time the engine is free; frames arriving meanwhile are dropped, never
@@ -54,6 +57,9 @@ examples:
   echosclero analyze sim:gsv_injection --json out.json --video out.mp4
   echosclero analyze cine.dcm --json cine.json
   echosclero analyze recording.mp4 --mm-per-px 0.08 --json rec.json
+  echosclero analyze screenshot.png --mm-per-px 0.07 --json shot.json
+  echosclero analyze frames/ --frame-time-ms 50 --mm-per-px 0.07 --json cine.json   # numbered PNGs as one cine
+  echosclero analyze screen.mp4 --mm-per-px 0.074 --roi 80,40,560,460 --json roi.json
   echosclero analyze exam_folder/ --out-dir results/ --workers 4
   echosclero analyze archive/ --out-dir results/ --scheduler tcp://dask.example.org:8786
   echosclero analyze igtl://127.0.0.1:18944 --duration-s 60 --json live.json --video live.mp4
@@ -74,6 +80,27 @@ def _mm_per_px(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of millimetres per pixel: {text!r}") from None
     if not (0.0 < value <= 10.0):
         raise argparse.ArgumentTypeError(f"must be between 0 and 10 mm per pixel, got {text}")
+    return value
+
+
+def _roi(text: str) -> tuple[int, int, int, int]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        x0, y0, x1, y1 = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected four whole numbers X0,Y0,X1,Y1 (pixels), got {text!r}") from None
+    if not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise argparse.ArgumentTypeError(f"the box {text} is empty or negative: need 0 <= X0 < X1 and 0 <= Y0 < Y1")
+    return x0, y0, x1, y1
+
+
+def _frame_time_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    if not (math.isfinite(value) and 0.0 < value <= 10000.0):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10000 ms, got {text}")
     return value
 
 
@@ -119,6 +146,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="write an annotated MP4 video (live: the analysed frames, at 30 frames/s)")
     parser.add_argument("--mm-per-px", type=_mm_per_px, default=None,
                         help="pixel pitch for inputs without calibration (video, DICOM without US regions)")
+    parser.add_argument("--roi", type=_roi, default=None, metavar="X0,Y0,X1,Y1",
+                        help="analyse only this pixel box of each frame (inclusive corners): the image area of a "
+                             "whole-screen capture; the imaged area inside it is still found automatically")
+    parser.add_argument("--frame-time-ms", type=_frame_time_ms, default=None, metavar="MS",
+                        help="time between frames: read a folder of numbered images (PNG, JPEG, TIFF) as ONE cine "
+                             "(without it a folder is an archive of separate files), or time a multi-page TIFF")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulator (sim:SCENARIO)")
     parser.add_argument("--max-frames", type=_positive_int, default=None,
                         help="analyse at most this many frames per input (a live stream then stops)")
@@ -164,11 +197,16 @@ def run(args: argparse.Namespace) -> int:
         _refuse_options(args, archive_options, "folders")
         return _run_live(args)
     _refuse_options(args, live_options, "live streams (igtl://HOST:PORT)")
-    source = open_source(args.path, mm_per_px=args.mm_per_px, seed=args.seed)
+    frame_time_s = args.frame_time_ms / 1e3 if args.frame_time_ms else None
+    source = open_source(args.path, mm_per_px=args.mm_per_px, seed=args.seed, frame_time_s=frame_time_s)
     if hasattr(source, "sources") and hasattr(source, "errors"):  # a folder: an archive
         source.close()
         return _run_folder(args)
     _refuse_options(args, archive_options, "folders")
+    if args.roi is not None:
+        from echosclero.sources.base import CroppedSource
+
+        source = CroppedSource(source, args.roi)
     from echosclero.batch.analysis import analyse_source
 
     video = None

@@ -23,6 +23,8 @@ from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit, systole_times
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.foam import lost_to_echoes, needle_shade, tip_in_mask
+from echosclero.guidance.footprint import inside
+from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
 from echosclero.guidance.preprocess import Prepared, prepare
 from echosclero.guidance.shadows import acoustic_shadow
@@ -33,7 +35,7 @@ from echosclero.guidance.tracking import (
     foam_measure,
     wall_ratio,
 )
-from echosclero.guidance.vessels import detect_lumens, detect_walled_lumens
+from echosclero.guidance.vessels import detect_learned_lumens, detect_lumens, detect_walled_lumens, merge_lumens
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -78,6 +80,9 @@ class EngineConfig:
     tip_tolerance_mm: float = 0.4
     #: Largest strain searched by the compression estimator.
     max_strain: float = 0.25
+    #: Find lumens with the lumen network (:mod:`.lumen_net`) as well as by contrast. Off: contrast alone (the
+    #: engine before the network; kept for comparison in the benchmarks).
+    lumen_net: bool = True
 
 
 class _StrainEstimator:
@@ -137,6 +142,7 @@ class Engine:
         self.vessels = VesselTracker()
         self.needle = NeedleTracker()
         self.strain = _StrainEstimator(self.config.max_strain)
+        self.net = LumenNet.load() if self.config.lumen_net else None
         self.reset()
 
     def reset(self) -> None:
@@ -215,11 +221,16 @@ class Engine:
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
         shadow = acoustic_shadow(prep)
         lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=self.vessels.known_mask(prep.shape))
+        if self.net is not None:
+            prob = self.net.probability(prep.small, prep.imaged)
+            lumens = merge_lumens(detect_learned_lumens(prep, prob, ignore=exclude), lumens)
         taken = np.zeros(prep.shape, bool)
         for lum in lumens:
             r0, c0, r1, c1 = lum.bbox
             taken[r0:r1, c0:c1] |= lum.mask
         lumens += detect_walled_lumens(prep, taken=taken | shadow)
+        # nothing is reported outside the imaged area (black background, text, the deep no-signal region)
+        lumens = [lum for lum in lumens if inside(prep.imaged, *prep.to_px(*lum.center_mm))]
         tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
         strain = self.strain.update(prep)
         pressed = strain >= cfg.pressed_strain
@@ -258,7 +269,8 @@ class Engine:
                 if self._pressed_once else None,
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
                 artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
-                spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm))
+                spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm, confidence=lum.confidence,
+                width_mm=lum.width_mm, depth_mm=lum.depth_mm))
             if tr.foam_fill >= cfg.min_foam_fill:
                 foam.append(FoamFinding(tr.id, float(min(1.0, tr.foam_fill)), tr.foam_front_mm))
                 hist = [f for (_, f) in tr.foam_history]

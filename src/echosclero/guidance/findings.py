@@ -35,6 +35,9 @@ class VesselFinding:
     spasm: float | None = None  # relative diameter loss against the vessel's own baseline
     coasting: bool = False  # not seen in this frame; geometry held from the last detection
     contour_mm: np.ndarray | None = field(default=None, repr=False, compare=False)
+    confidence: float = 1.0  # how sure the detector is that this is a vessel lumen (0-1)
+    width_mm: float | None = None  # lateral extent through the centre at the half-way edge (transverse)
+    depth_mm: float | None = None  # axial (antero-posterior) extent through the centre
 
     def to_json(self, *, contour: bool = False) -> dict:
         out = {
@@ -50,7 +53,11 @@ class VesselFinding:
             "artery_probability": _r(self.artery_probability),
             "spasm": _r(self.spasm),
             "coasting": bool(self.coasting),
+            "confidence": _r(self.confidence),
         }
+        if self.width_mm is not None:
+            out["width_mm"] = _r(self.width_mm)
+            out["depth_mm"] = _r(self.depth_mm)
         if contour and self.contour_mm is not None:
             out["contour_mm"] = np.round(self.contour_mm, 2).tolist()
         return out

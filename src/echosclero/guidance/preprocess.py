@@ -17,6 +17,7 @@ import numpy as np
 from echosclero.errors import InputError
 from echosclero.frames import Frame
 from echosclero.guidance._quantile import median, percentile
+from echosclero.guidance.footprint import imaged_area
 
 __all__ = ["WORK_MM_PER_PX", "Prepared", "prepare"]
 
@@ -69,6 +70,8 @@ class Prepared:
     level_hi: float
     usable: bool
     reason: str = ""
+    #: The imaged area (:mod:`.footprint`) at working resolution: where the frame holds ultrasound data.
+    imaged: np.ndarray | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -146,10 +149,13 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
         colour_small = np.clip((chroma - COLOUR_CHROMA_MIN * 0.5) / (COLOUR_CHROMA_MIN * 0.5), 0, 1)
         sign_small = np.sign(r_ - b_) * colour_small
         small = lo * np.float32(1 / 255.0)  # colour-flow pixels read as (dark) blood
+        signal = hi * np.float32(1 / 255.0)  # colour flow is ultrasound data too
+        signal_full = cv2.max(cv2.max(red, blue), rgb[..., 1])
     else:
         full = pix
         small = _shrink(pix, (c_small, r_small)).astype(np.float32)
         small *= np.float32(1 / 255.0)
+        signal, signal_full = small, pix
     sub = small[:: max(1, r_small // 64), :: max(1, c_small // 64)]
     lo_level, hi_level = (float(v) for v in percentile(sub, (2, 98)))
     usable, reason = True, ""
@@ -161,10 +167,11 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
     small = cv2.medianBlur(small, 3)
     small = cv2.GaussianBlur(small, (0, 0), 0.7)
     mmx, mmz = cal.mm_per_px_x * fx, cal.mm_per_px_z * fz
-    # local tissue level: normalised convolution over pixels brighter than half the median (not lumen),
-    # computed on a ~1 mm grid (cheap) and interpolated back
-    med = float(median(sub))
-    w = (small > 0.5 * med).astype(np.float32)
+    imaged = imaged_area(signal, mmx, mmz, full=signal_full)
+    # local tissue level: normalised convolution over pixels of the imaged area brighter than half its median
+    # (not lumen), computed on a ~1 mm grid (cheap) and interpolated back
+    med = float(median(small[imaged][:: max(1, int(imaged.sum()) // 4096)])) if imaged.any() else float(median(sub))
+    w = ((small > 0.5 * med) & imaged).astype(np.float32)
     k = max(1, int(round(1.0 / mmx)))
     cs, rs = max(4, c_small // k), max(4, r_small // k)
     num = cv2.resize(small * w, (cs, rs), interpolation=cv2.INTER_AREA)
@@ -177,4 +184,4 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
     return Prepared(full=full, small=small, background=background, colour_small=colour_small,
                     colour_sign_small=sign_small, mm_per_px_x=mmx, mm_per_px_z=mmz, fx=fx, fz=fz,
                     full_mm_per_px_x=cal.mm_per_px_x, full_mm_per_px_z=cal.mm_per_px_z,
-                    level_lo=lo_level, level_hi=hi_level, usable=usable, reason=reason)
+                    level_lo=lo_level, level_hi=hi_level, usable=usable, reason=reason, imaged=imaged)

@@ -23,7 +23,8 @@ import numpy as np
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.preprocess import Prepared
 
-__all__ = ["Lumen", "detect_walled_lumens", "is_round", "lumen_from_mask", "detect_lumens", "lumen_mask"]
+__all__ = ["Lumen", "detect_learned_lumens", "detect_walled_lumens", "is_round", "lumen_from_mask", "detect_lumens",
+           "lumen_mask", "merge_lumens"]
 
 #: Grey / local tissue level below which a pixel is lumen (anechoic blood is ~0.1-0.35 at 60 dB display).
 LUMEN_RATIO = 0.6
@@ -109,6 +110,15 @@ class Lumen:
     contrast: float = 0.0
     #: Part of the lumen lies in an acoustic shadow: its outline and size are not fully seen.
     occluded: bool = False
+    #: How sure the detector is that this is a vessel lumen (0-1): the network's mean probability over the
+    #: lumen, or for a lumen found by contrast alone, how far below the wall its grey lies.
+    confidence: float = 1.0
+    #: Found by the lumen network (:mod:`.lumen_net`) rather than by contrast alone.
+    learned: bool = False
+    #: Lateral and axial extent through the centre (mm), sub-pixel, where the grey crosses half-way between lumen
+    #: and wall (transverse lumens whose edge was placed that way; else None).
+    width_mm: float | None = None
+    depth_mm: float | None = None
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -123,7 +133,10 @@ def _disk(radius_px: float) -> np.ndarray:
 
 def lumen_mask(prep: Prepared, *, ratio: float = LUMEN_RATIO) -> np.ndarray:
     """Binary (uint8 0/1) anechoic-lumen mask at working resolution."""
-    m = (prep.small < prep.background * np.float32(ratio)).astype(np.uint8)
+    dark = prep.small < prep.background * np.float32(ratio)
+    if prep.imaged is not None:
+        dark &= prep.imaged  # the black around the footprint is not lumen
+    m = dark.astype(np.uint8)
     k = _disk(0.3 / prep.mm_per_px_x)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
     return m
@@ -662,4 +675,182 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
             out.append(lum)
     if ignore is not None and len(out) > 1:
         out = _join_across_needle(prep, out, ignore)
+    return out
+
+
+#: A pixel is lumen where the network's probability reaches one half (the mask's own edge: trained on outlines
+#: drawn on the wall, so the blur of the point-spread function does not shrink it).
+NET_LUMEN_PROB = 0.5
+#: A learned lumen is reported when its mean probability reaches this.
+NET_MIN_CONFIDENCE = 0.6
+#: A learned and a contrast-found lumen are the same vessel when this share of the smaller one overlaps.
+SAME_LUMEN_OVERLAP = 0.3
+
+
+def detect_learned_lumens(prep: Prepared, prob: np.ndarray, *, ignore: np.ndarray | None = None) -> list[Lumen]:
+    """Lumens from the lumen network's probability map (working resolution), gated on size and shape.
+
+    ``ignore`` (the needle's mask) is bridged as in :func:`detect_lumens`: a shaft crossing a lumen does not cut it.
+    """
+    if not prep.usable:
+        return []
+    m = (prob >= np.float32(NET_LUMEN_PROB)).astype(np.uint8)
+    if ignore is not None:
+        bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(BRIDGE_MM / prep.mm_per_px_x))
+        m = np.where(ignore, bridge, m).astype(np.uint8)
+    m = _fill_holes(m)
+    mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
+    min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mmx * mmz)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=_label_type(m))
+    out: list[Lumen] = []
+    for i in range(1, n):
+        x, y, w, h, a = (int(v) for v in stats[i])
+        if a < min_px:
+            continue
+        comp = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        parts = [comp]
+        if _solidity(comp) < SPLIT_SOLIDITY and not _spans_width(comp, x, prep.shape[1]):
+            split = split_touching(comp, mmx, colour=None if prep.colour_small is None else
+                                   prep.colour_small[y:y + h, x:x + w])
+            if all(is_round(part) for part in split):
+                parts = split
+        for part in parts:
+            py, px = y, x
+            if len(parts) > 1:
+                ys, xs = np.nonzero(part)
+                py, px = y + int(ys.min()), x + int(xs.min())
+                part = np.ascontiguousarray(part[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+            lum = _measure(prep, part, py, px, prep.ratio, echogenic=False)
+            if lum is None:
+                continue
+            r0, c0, r1, c1 = lum.bbox
+            conf = float(prob[r0:r1, c0:c1][lum.mask].mean())
+            if not lum.longitudinal:
+                lum = _half_way_edge(prep, lum) or lum
+            lum.confidence = conf
+            if lum.confidence < NET_MIN_CONFIDENCE:
+                continue
+            lum.learned = True
+            lum.contrast = float(lum.mean_ratio)
+            out.append(lum)
+    return out
+
+
+#: Half-way edge: searched within this distance (mm) of the network's outline, inside and out.
+EDGE_BAND_MM = 1.0
+#: ... and kept only while it changes the area by no more than these factors (else the contrast is too weak
+#: or the surroundings too mixed for a level to mean anything: the network's outline stands).
+EDGE_AREA_RANGE = (0.35, 1.6)
+
+
+def _half_way_edge(prep: Prepared, lum: Lumen) -> Lumen | None:
+    """The lumen re-outlined where the grey crosses half-way between the lumen's level and its wall's.
+
+    The point-spread function blurs the step from blood to wall symmetrically, so the half-way level is where the
+    wall is (full width at half maximum); a fixed threshold or an annotator's line sits inside or outside it.
+    Lumen level: median grey of the inner part (distance to the edge >= 40 % of the largest); wall level: the 60th
+    percentile of a ring 0.2-1.0 mm outside the network's outline.
+    """
+    rows, cols = prep.shape
+    band = max(2, int(round(EDGE_BAND_MM / prep.mm_per_px_x)))
+    r0, c0, r1, c1 = lum.bbox
+    a0, b0, a1, b1 = max(0, r0 - band - 1), max(0, c0 - band - 1), min(rows, r1 + band + 1), min(cols, c1 + band + 1)
+    m = np.zeros((a1 - a0, b1 - b0), np.uint8)
+    m[r0 - a0:r1 - a0, c0 - b0:c1 - b0] = lum.mask
+    win = prep.small[a0:a1, b0:b1]
+    padded = cv2.copyMakeBorder(m, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dt = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    core = dt >= 0.4 * float(dt.max())
+    outer = cv2.dilate(m, _disk(band)).astype(bool)
+    ring = outer & ~cv2.dilate(m, _disk(1)).astype(bool)
+    if prep.imaged is not None:
+        ring &= prep.imaged[a0:a1, b0:b1]
+    if core.sum() < 3 or ring.sum() < 8:
+        return None
+    lo = float(median(win[core]))
+    hi = float(percentile(win[ring], 60))
+    if hi <= lo * 1.15:
+        return None  # no wall to speak of
+    grown = ((win < np.float32(0.5 * (lo + hi))) & outer).astype(np.uint8)
+    grown |= core.astype(np.uint8)
+    grown = cv2.morphologyEx(grown, cv2.MORPH_OPEN, _disk(0.3 / prep.mm_per_px_x)) | core.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=4)
+    keep = np.unique(labels[core])
+    keep = keep[keep > 0]
+    if keep.size == 0:
+        return None
+    new = _fill_holes(np.isin(labels, keep).astype(np.uint8))
+    ratio = new.sum() / max(1, m.sum())
+    if not (EDGE_AREA_RANGE[0] <= ratio <= EDGE_AREA_RANGE[1]):
+        return None
+    out = lumen_from_mask(prep, new, a0, b0)
+    if out is None or out.longitudinal:
+        return None
+    thr = 0.5 * (lo + hi)
+    r, c = prep.to_px(*out.center_mm)
+    out.width_mm = _crossing_extent(prep.small, float(r), float(c), thr, axis=1, limit=outer.shape[1] + 4) \
+        * prep.mm_per_px_x
+    out.depth_mm = _crossing_extent(prep.small, float(r), float(c), thr, axis=0, limit=outer.shape[0] + 4) \
+        * prep.mm_per_px_z
+    if not (out.width_mm > 0 and out.depth_mm > 0):
+        out.width_mm = out.depth_mm = None
+    return out
+
+
+def _crossing_extent(img: np.ndarray, r: float, c: float, thr: float, *, axis: int, limit: int) -> float:
+    """Distance (working px) between the two points where the profile through ``(r, c)`` along ``axis`` first
+    rises through ``thr`` on either side, by linear interpolation between pixels; the profile is the mean of the
+    three lines through the centre. 0 when a side never crosses."""
+    rows, cols = img.shape
+    ri, ci = int(round(r)), int(round(c))
+    if axis == 1:
+        prof = img[max(0, ri - 1):ri + 2, :].mean(axis=0)
+        centre, n = c, cols
+    else:
+        prof = img[:, max(0, ci - 1):ci + 2].mean(axis=1)
+        centre, n = r, rows
+    k0 = int(round(centre))
+    if not (0 <= k0 < n) or prof[k0] >= thr:
+        return 0.0
+    ends = []
+    for step in (-1, 1):
+        k = k0
+        while 0 <= k + step < n and abs(k + step - k0) <= limit and prof[k + step] < thr:
+            k += step
+        j = k + step
+        if not (0 <= j < n) or abs(j - k0) > limit:
+            return 0.0
+        frac = (thr - prof[k]) / max(1e-9, prof[j] - prof[k])
+        ends.append(k + step * frac)
+    return float(abs(ends[1] - ends[0]))
+
+
+def _overlap_share(a: Lumen, b: Lumen) -> float:
+    """Share of the smaller lumen's pixels that the other covers."""
+    r0, c0 = max(a.row0, b.row0), max(a.col0, b.col0)
+    r1, c1 = min(a.bbox[2], b.bbox[2]), min(a.bbox[3], b.bbox[3])
+    if r0 >= r1 or c0 >= c1:
+        return 0.0
+    ma = a.mask[r0 - a.row0:r1 - a.row0, c0 - a.col0:c1 - a.col0]
+    mb = b.mask[r0 - b.row0:r1 - b.row0, c0 - b.col0:c1 - b.col0]
+    inter = int(np.count_nonzero(ma & mb))
+    return inter / max(1, min(int(a.mask.sum()), int(b.mask.sum())))
+
+
+def merge_lumens(learned: list[Lumen], found: list[Lumen]) -> list[Lumen]:
+    """One lumen per vessel from the network's lumens and those found by contrast (:func:`detect_lumens`).
+
+    Where both found a vessel, the network's outline is kept (it was trained to put the edge on the wall) but a
+    contrast-found lumen split in two by the needle or a junction keeps its own parts; a lumen only contrast found
+    is kept when it is plainly anechoic (contrast <= :data:`MAX_CONTRAST`): the network may miss a small one, and
+    a weakly contrasted dark region the network did not take for a lumen is a nerve, a tendon or fat.
+    """
+    out = list(learned)
+    for lum in found:
+        same = [o for o in learned if _overlap_share(lum, o) >= SAME_LUMEN_OVERLAP]
+        if same:
+            continue
+        if lum.contrast <= MAX_CONTRAST:
+            lum.confidence = float(np.clip(1.0 - lum.contrast, 0.0, 1.0))
+            out.append(lum)
     return out

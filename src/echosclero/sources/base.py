@@ -226,3 +226,38 @@ def check_crop_px(
             f"(need 0 <= x0 < x1 <= {cols - 1} and 0 <= y0 < y1 <= {rows - 1})"
         )
     return (x0, y0, x1, y1)
+
+
+class CroppedSource(Source):
+    """Another source's frames cut to a pixel box (``--roi``): a whole-screen capture's imaging area.
+
+    ``box`` is ``(x0, y0, x1, y1)``, inclusive, in the frames as the source delivers them (for DICOM: inside its
+    imaging region). Coordinates in the findings then start at the box's top-left corner.
+    """
+
+    def __init__(self, source: Source, box: tuple[int, int, int, int]) -> None:
+        self.inner = source
+        self.box = box
+        self.source_id = getattr(source, "source_id", "")
+        self.live = getattr(source, "live", False)
+
+    def frames(self) -> Iterator[Frame]:
+        import dataclasses
+
+        x0, y0, x1, y1 = self.box
+        for frame in self.inner.frames():
+            rows, cols = frame.pixels.shape[:2]
+            check_crop_px(self.box, rows=rows, cols=cols, source_id=f"{self.source_id} (--roi)")
+            pixels = frame.pixels[y0:y1 + 1, x0:x1 + 1].copy()
+            yield dataclasses.replace(frame, pixels=pixels)
+
+    def info(self) -> SourceInfo:
+        import dataclasses
+
+        info = self.inner.info()
+        details = dict(info.details)
+        details["roi_px"] = list(self.box)
+        return dataclasses.replace(info, details=details)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -6,8 +6,9 @@ spec                      source
 ``sim:NAME``              the leg ultrasound simulator, scenario ``NAME`` (seeded)
 ``igtl://HOST:PORT``      OpenIGTLink IMAGE stream (PLUS); ``?device=NAME&policy=all`` optional
 ``video:N``               capture device ``N`` (frame grabber)
-a folder                  its DICOM and video files, in name order
-a file                    DICOM (``DICM`` marker, or parses as DICOM) or video (by extension)
+a folder                  its DICOM, video and image files, in name order (with ``frame_time_s``: its
+                          numbered images as one cine)
+a file                    DICOM (``DICM`` marker, or parses as DICOM), video or PNG/JPEG/TIFF (by extension)
 ========================  =====================================================================
 """
 
@@ -50,6 +51,7 @@ def open_file(
         Missing file, or a file that is neither DICOM nor video (the message names what was expected).
     """
     from echosclero.sources.dicom import DicomSource, NotDicomError, has_dicom_preamble
+    from echosclero.sources.image import ImageSource, is_image
     from echosclero.sources.video import VIDEO_EXTENSIONS, VideoSource
 
     path = Path(path)
@@ -61,6 +63,8 @@ def open_file(
         return DicomSource(path, mm_per_px=mm_per_px)
     if path.suffix.lower() in VIDEO_EXTENSIONS:
         return VideoSource(path, mm_per_px=mm_per_px, crop_px=crop_px)
+    if is_image(path):
+        return ImageSource(path, mm_per_px=mm_per_px, crop_px=crop_px)
     try:
         return DicomSource(path, mm_per_px=mm_per_px)
     except NotDicomError as exc:
@@ -76,6 +80,7 @@ def open_source(
     mm_per_px: float | None = None,
     seed: int = 0,
     crop_px: tuple[int, int, int, int] | None = None,
+    frame_time_s: float | None = None,
 ) -> Source:
     """Open what the user named: a file, a folder, ``sim:NAME``, ``igtl://HOST:PORT`` or ``video:N``.
 
@@ -88,7 +93,10 @@ def open_source(
     seed
         Seed of the simulator (``sim:``).
     crop_px
-        ``(x0, y0, x1, y1)`` inclusive imaging-region box for video inputs.
+        ``(x0, y0, x1, y1)`` inclusive imaging-region box for video and image inputs.
+    frame_time_s
+        Read a folder of numbered images as one cine with this time between frames (``--frame-time-ms``);
+        without it a folder is an archive of files.
 
     Returns
     -------
@@ -122,6 +130,10 @@ def open_source(
     if not path.exists():
         hint = f" (for capture device {text}, write video:{text})" if text.isdigit() else ""
         raise InputError(f"no such file: {path}{hint}")
+    if path.is_dir() and frame_time_s is not None:
+        from echosclero.sources.image import ImageSequenceSource
+
+        return ImageSequenceSource(path, frame_time_s=frame_time_s, mm_per_px=mm_per_px, crop_px=crop_px)
     if path.is_dir():
         from echosclero.sources.folder import FolderSource
 

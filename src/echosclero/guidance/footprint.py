@@ -1,0 +1,143 @@
+"""The imaged area: where a frame holds ultrasound data, inside its calibrated region.
+
+A scanner's calibrated region is a rectangle, but the echoes fill only part of it: a linear, trapezoid or
+sector footprint, with black background around it, burned-in text, rulers, colour bars and colour-box
+outlines on the background, and at depth a region where the echo has sunk into the noise floor. Nothing in
+those parts is anatomy; a lumen detector that looks there finds "vessels" in the black (an anechoic lumen
+and the background are both dark).
+
+The footprint is read from the frame itself, at the working resolution:
+
+1. *signal*: pixels whose local (~1 mm) mean stands above the frame's own black level (the grey of the
+   darkest percentile, which is the background when there is one) by more than a few display levels, and
+   where few full-resolution pixels are at that black level (text is bright strokes on pure black; speckle
+   has hardly a pixel at the background's level), and with texture (a grey bar or a filled label is flat;
+   speckle varies by a third of its mean);
+2. *screen graphics removed*: a morphological opening whose size is the larger of a physical size (wider
+   than text strokes and ruler ticks, narrower than the thinnest footprint) and a screen size in pixels of
+   the full frame (glyphs are drawn in screen pixels whatever the depth setting);
+3. the largest connected part (and any other part at least :data:`OTHER_PART_SHARE` of its size: a dual view),
+   each replaced by its convex hull: every footprint a probe makes (rectangle, trapezoid, sector) is convex,
+   so the hull restores anechoic lumens and dark regions inside it;
+4. *deep no-signal region*: below the deepest row in each column where the smoothed echo still stands above
+   :data:`NOISE_FLOOR_SHARE` of the footprint's median tissue level, the column is cut (the cut line is
+   smoothed across columns).
+
+The result is a boolean mask at working resolution; :func:`inside` tests points in millimetres.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["imaged_area", "inside"]
+
+#: Local-mean window of the signal test (mm): wider than a speckle grain, narrower than a lumen.
+SIGNAL_WINDOW_MM = 1.0
+#: A pixel is signal when its local mean exceeds the frame's black level by this much (display levels,
+#: 0-255 scale): background is flat black with at most JPEG noise of 1-3 levels; speckle varies by tens.
+SIGNAL_LEVELS = 6.0
+#: Opening that removes burned-in graphics: at least this wide (mm) ...
+GRAPHICS_MM = 1.2
+#: ... and at least this many full-frame pixels (text glyphs are 8-20 screen pixels tall, strokes 1-3).
+GRAPHICS_SCREEN_PX = 14
+#: Signal holds at most this share of full-resolution pixels at the black level (within BLACK_LEVELS).
+MAX_BLACK_SHARE = 0.4
+BLACK_LEVELS = 3.0
+#: Texture of signal: local standard deviation over local mean at least this (speckle: 0.3-0.5, smoothed by a
+#: scanner 0.05-0.2; flat screen graphics, even JPEG-compressed: below 0.01).
+MIN_TEXTURE = 0.02
+#: Smallest footprint (mm²): a 10 x 10 mm view. When no part is this big, the whole frame is the footprint.
+MIN_FOOTPRINT_MM2 = 100.0
+#: Another signal part at least this share of the largest is kept too (two views side by side).
+OTHER_PART_SHARE = 0.3
+#: Deep no-signal cut: the smoothed echo (over DEEP_WINDOW_MM) below this share of the footprint's median
+#: is noise floor; the cut line is smoothed over DEEP_SMOOTH_MM laterally.
+NOISE_FLOOR_SHARE = 0.12
+DEEP_WINDOW_MM = 3.0
+DEEP_SMOOTH_MM = 6.0
+
+
+def _odd(n: float) -> int:
+    return max(1, int(round(n)) | 1)
+
+
+def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, full: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Boolean mask of the imaged area of ``grey`` (working-resolution float32 grey, 0-1 scale).
+
+    ``full``: the full-resolution uint8 frame ``grey`` was reduced from (the brightest channel of a colour
+    frame), for the black-pixel share and the screen-size part of the graphics opening.
+    """
+    rows, cols = grey.shape
+    g = grey.astype(np.float32, copy=False)
+    screen_px = 1.0
+    if full is not None:
+        sub = full[:: max(1, full.shape[0] // 128), :: max(1, full.shape[1] // 128)]
+        black = float(np.percentile(sub, 1))
+        black_level = black / 255.0
+        screen_px = 0.5 * (full.shape[0] / rows + full.shape[1] / cols)
+        at_black = (full <= black + BLACK_LEVELS).astype(np.uint8)
+        share = cv2.resize(at_black, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32) \
+            if screen_px > 1.0 else at_black.astype(np.float32)
+    else:
+        black_level = float(np.percentile(g[:: max(1, rows // 96), :: max(1, cols // 96)], 1))
+        share = None
+    kx, kz = _odd(SIGNAL_WINDOW_MM / mm_per_px_x), _odd(SIGNAL_WINDOW_MM / mm_per_px_z)
+    local = cv2.blur(g, (kx, kz))
+    signal = local > np.float32(black_level + SIGNAL_LEVELS / 255.0)
+    sq = cv2.blur(g * g, (kx, kz))
+    std = np.sqrt(np.maximum(sq - local * local, 0))
+    signal &= std >= np.float32(MIN_TEXTURE) * np.maximum(local, np.float32(1e-3))
+    if share is not None:
+        signal &= cv2.blur(share, (kx, kz)) <= np.float32(MAX_BLACK_SHARE)
+    signal = signal.astype(np.uint8)
+    if signal.mean() > 0.985:
+        return np.ones((rows, cols), bool)  # no background in view: the frame is a crop of the image
+    size_x = max(GRAPHICS_MM / mm_per_px_x, GRAPHICS_SCREEN_PX / max(screen_px, 1e-6))
+    size_z = max(GRAPHICS_MM / mm_per_px_z, GRAPHICS_SCREEN_PX / max(screen_px, 1e-6))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(size_x), _odd(size_z)))
+    opened = cv2.morphologyEx(signal, cv2.MORPH_OPEN, k)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if n <= 1:
+        return np.ones((rows, cols), bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    big = int(areas.max())
+    if big * mm_per_px_x * mm_per_px_z < MIN_FOOTPRINT_MM2:
+        return np.ones((rows, cols), bool)
+    hull = np.zeros((rows, cols), np.uint8)
+    for i in np.flatnonzero(areas >= OTHER_PART_SHARE * big) + 1:
+        pts = cv2.findNonZero((lab == i).astype(np.uint8))
+        cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
+    fp = hull.astype(bool)
+    # deep no-signal region: per column, below the deepest row still above the noise floor
+    med = float(np.median(g[fp])) if fp.any() else 0.0
+    floor = black_level + NOISE_FLOOR_SHARE * max(0.0, med - black_level)
+    deep = cv2.blur(g, (_odd(DEEP_WINDOW_MM / mm_per_px_x), _odd(DEEP_WINDOW_MM / mm_per_px_z)))
+    above = (deep > np.float32(floor)) & fp
+    has = above.any(axis=0)
+    last = np.where(has, rows - 1 - np.argmax(above[::-1], axis=0), -1).astype(np.float32)
+    cols_in = fp.any(axis=0)
+    if has.any():
+        w = _odd(DEEP_SMOOTH_MM / mm_per_px_x)
+        pad = w // 2
+        filled = last.copy()
+        filled[~has] = np.nan
+        padded = np.pad(filled, pad, mode="edge")
+        win = np.lib.stride_tricks.sliding_window_view(padded, w)
+        # a column cut shallower than its neighbours is a shadow under a bright echo, not the noise floor
+        smooth = np.where(np.isnan(win), -1.0, win).max(axis=1)
+        cut = np.arange(rows)[:, None] > (smooth[None, :] + 0.5)
+        fp &= ~(cut & cols_in[None, :])
+    return fp
+
+
+def inside(mask: np.ndarray | None, row: float, col: float) -> bool:
+    """Whether the working pixel nearest ``(row, col)`` lies in ``mask`` (``None``: everywhere)."""
+    if mask is None:
+        return True
+    r, c = int(round(float(row))), int(round(float(col)))
+    if not (0 <= r < mask.shape[0] and 0 <= c < mask.shape[1]):
+        return False
+    return bool(mask[r, c])
