@@ -151,7 +151,9 @@ def flowave(path: str, net: bool, plot: Path | None) -> dict:
     elapsed = time.perf_counter() - t0
     if not series:
         return {"frames": n, "tracked_share": 0.0, "kind": None}
-    best = max(series, key=lambda k: len(series[k]))
+    # the artery is the widest vessel followed through (nearly) the whole cine
+    long_ = [k for k in series if len(series[k]) >= 0.9 * n] or list(series)
+    best = max(long_, key=lambda k: float(np.median([p[1] for p in series[k]])))
     ks = kinds[best]
     final_kind = max(set(ks[len(ks) // 2:]), key=ks[len(ks) // 2:].count)
     t = np.array([p[0] for p in series[best]])

@@ -236,13 +236,14 @@ def dice(p: np.ndarray, y: np.ndarray) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--real", required=True, help="usgra-dev folder (images/, masks/)")
-    ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--steps", type=int, default=2500)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
+    cv2.setNumThreads(1)
     t0 = time.time()
     if CACHE.exists():
         z = np.load(CACHE, allow_pickle=True)

@@ -262,8 +262,13 @@ class Engine:
             if tr.baseline_diameter_mm and tr.foam_fill > 0:
                 spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
             cx, cz = lum.center_mm
+            diameter = tr.diameter_now_mm
+            if lum.longitudinal and tr.seen_now and tr.areas and tr.areas[-1][0] == t and tr.foam_fill < 0.05:
+                # a long-axis lumen's width from the sub-pixel series measured this frame (mean soft height
+                # over its columns), not the distance transform's whole pixels: the pulse shows in it
+                diameter = 2.0 * math.sqrt(tr.areas[-1][1] / math.pi)
             findings.append(VesselFinding(
-                id=tr.id, kind=tr.kind, center_mm=(cx, cz), diameter_mm=tr.diameter_now_mm,
+                id=tr.id, kind=tr.kind, center_mm=(cx, cz), diameter_mm=diameter,
                 area_mm2=tr.area_now_mm2,
                 compressibility=(tr.max_compressibility if tr.max_compressibility is not None else 0.0)
                 if self._pressed_once else None,

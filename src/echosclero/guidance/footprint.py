@@ -16,9 +16,10 @@ The footprint is read from the frame itself, at the working resolution:
 2. *screen graphics removed*: a morphological opening whose size is the larger of a physical size (wider
    than text strokes and ruler ticks, narrower than the thinnest footprint) and a screen size in pixels of
    the full frame (glyphs are drawn in screen pixels whatever the depth setting);
-3. the largest connected part (and any other part at least :data:`OTHER_PART_SHARE` of its size: a dual view),
-   each replaced by its convex hull: every footprint a probe makes (rectangle, trapezoid, sector) is convex,
-   so the hull restores anechoic lumens and dark regions inside it;
+3. the convex hull of the largest connected part together with any other part at least
+   :data:`OTHER_PART_SHARE` of its size (a long-axis vessel crossing the whole image cuts the tissue in two):
+   every footprint a probe makes (rectangle, trapezoid, sector) is convex, so the hull restores anechoic lumens
+   and dark regions inside it (two images side by side need ``--roi``);
 4. *deep no-signal region*: below the deepest row in each column where the smoothed echo still stands above
    :data:`NOISE_FLOOR_SHARE` of the footprint's median tissue level, the column is cut (the cut line is
    smoothed across columns).
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from echosclero.guidance._quantile import percentile
 
 __all__ = ["imaged_area", "inside"]
 
@@ -50,7 +53,8 @@ BLACK_LEVELS = 3.0
 MIN_TEXTURE = 0.02
 #: Smallest footprint (mm²): a 10 x 10 mm view. When no part is this big, the whole frame is the footprint.
 MIN_FOOTPRINT_MM2 = 100.0
-#: Another signal part at least this share of the largest is kept too (two views side by side).
+#: Another signal part at least this share of the largest belongs to the footprint too (tissue on both sides of a
+#: long-axis vessel).
 OTHER_PART_SHARE = 0.3
 #: Deep no-signal cut: the smoothed echo (over DEEP_WINDOW_MM) below this share of the footprint's median
 #: is noise floor; the cut line is smoothed over DEEP_SMOOTH_MM laterally.
@@ -75,14 +79,14 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
     screen_px = 1.0
     if full is not None:
         sub = full[:: max(1, full.shape[0] // 128), :: max(1, full.shape[1] // 128)]
-        black = float(np.percentile(sub, 1))
+        black = float(percentile(sub, 1))
         black_level = black / 255.0
         screen_px = 0.5 * (full.shape[0] / rows + full.shape[1] / cols)
         at_black = (full <= black + BLACK_LEVELS).astype(np.uint8)
         share = cv2.resize(at_black, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32) \
             if screen_px > 1.0 else at_black.astype(np.float32)
     else:
-        black_level = float(np.percentile(g[:: max(1, rows // 96), :: max(1, cols // 96)], 1))
+        black_level = float(percentile(g[:: max(1, rows // 96), :: max(1, cols // 96)], 1))
         share = None
     kx, kz = _odd(SIGNAL_WINDOW_MM / mm_per_px_x), _odd(SIGNAL_WINDOW_MM / mm_per_px_z)
     local = cv2.blur(g, (kx, kz))
@@ -107,12 +111,12 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
     if big * mm_per_px_x * mm_per_px_z < MIN_FOOTPRINT_MM2:
         return np.ones((rows, cols), bool)
     hull = np.zeros((rows, cols), np.uint8)
-    for i in np.flatnonzero(areas >= OTHER_PART_SHARE * big) + 1:
-        pts = cv2.findNonZero((lab == i).astype(np.uint8))
-        cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
+    keep = np.flatnonzero(areas >= OTHER_PART_SHARE * big) + 1
+    pts = cv2.findNonZero(np.isin(lab, keep).astype(np.uint8))
+    cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
     fp = hull.astype(bool)
     # deep no-signal region: per column, below the deepest row still above the noise floor
-    med = float(np.median(g[fp])) if fp.any() else 0.0
+    med = float(percentile(g[fp], 50)) if fp.any() else 0.0
     floor = black_level + NOISE_FLOOR_SHARE * max(0.0, med - black_level)
     deep = cv2.blur(g, (_odd(DEEP_WINDOW_MM / mm_per_px_x), _odd(DEEP_WINDOW_MM / mm_per_px_z)))
     above = (deep > np.float32(floor)) & fp

@@ -149,8 +149,9 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
         colour_small = np.clip((chroma - COLOUR_CHROMA_MIN * 0.5) / (COLOUR_CHROMA_MIN * 0.5), 0, 1)
         sign_small = np.sign(r_ - b_) * colour_small
         small = lo * np.float32(1 / 255.0)  # colour-flow pixels read as (dark) blood
-        signal = hi * np.float32(1 / 255.0)  # colour flow is ultrasound data too
-        signal_full = cv2.max(cv2.max(red, blue), rgb[..., 1])
+        # the footprint is read on the grey part: coloured screen graphics (banners, colour bars, box outlines)
+        # are not echoes; colour flow inside the image comes back with the footprint's convex hull
+        signal, signal_full = small, full
     else:
         full = pix
         small = _shrink(pix, (c_small, r_small)).astype(np.float32)
