@@ -17,7 +17,8 @@ The footprint is read from the frame itself, at the working resolution:
    than text strokes and ruler ticks, narrower than the thinnest footprint) and a screen size in pixels of
    the full frame (glyphs are drawn in screen pixels whatever the depth setting);
 3. the convex hull of the largest connected part together with any other part at least
-   :data:`OTHER_PART_SHARE` of its size (a long-axis vessel crossing the whole image cuts the tissue in two):
+   :data:`OTHER_PART_SHARE` of its size, or lying above or below it as a layer (a long-axis vessel crossing the
+   whole image cuts the tissue in two):
    every footprint a probe makes (rectangle, trapezoid, sector) is convex, so the hull restores anechoic lumens
    and dark regions inside it (two images side by side need ``--roi``);
 4. *deep no-signal region*: below the deepest row in each column where the smoothed echo still stands above
@@ -53,9 +54,15 @@ BLACK_LEVELS = 3.0
 MIN_TEXTURE = 0.02
 #: Smallest footprint (mm²): a 10 x 10 mm view. When no part is this big, the whole frame is the footprint.
 MIN_FOOTPRINT_MM2 = 100.0
-#: Another signal part at least this share of the largest belongs to the footprint too (tissue on both sides of a
-#: long-axis vessel).
+#: Another signal part at least this share of the largest belongs to the footprint too ...
 OTHER_PART_SHARE = 0.3
+#: ... and so does a layer above or below it (tissue on the other side of a long-axis vessel that crosses the
+#: image): spanning this share of its width, within LAYER_GAP_MM of it, at least LAYER_MIN_SHARE of its area and
+#: LAYER_MIN_MM thick (a toolbar or a scale strip along the image is thinner).
+LAYER_OVERLAP = 0.6
+LAYER_GAP_MM = 20.0
+LAYER_MIN_SHARE = 0.05
+LAYER_MIN_MM = 3.0
 #: Deep no-signal cut: the smoothed echo (over DEEP_WINDOW_MM) below this share of the footprint's median
 #: is noise floor; the cut line is smoothed over DEEP_SMOOTH_MM laterally.
 NOISE_FLOOR_SHARE = 0.12
@@ -111,7 +118,17 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
     if big * mm_per_px_x * mm_per_px_z < MIN_FOOTPRINT_MM2:
         return np.ones((rows, cols), bool)
     hull = np.zeros((rows, cols), np.uint8)
-    keep = np.flatnonzero(areas >= OTHER_PART_SHARE * big) + 1
+    ib = 1 + int(np.argmax(areas))
+    bx, by, bw, bh = (int(v) for v in stats[ib, :4])
+    keep = []
+    for i in range(1, n):
+        x, y, w, h, a = (int(v) for v in stats[i])
+        overlap = min(x + w, bx + bw) - max(x, bx)
+        gap_px = max(by - (y + h), y - (by + bh), 0)
+        layer = (overlap >= LAYER_OVERLAP * bw and gap_px * mm_per_px_z <= LAYER_GAP_MM
+                 and a >= LAYER_MIN_SHARE * big and h * mm_per_px_z >= LAYER_MIN_MM)
+        if a >= OTHER_PART_SHARE * big or layer:
+            keep.append(i)
     pts = cv2.findNonZero(np.isin(lab, keep).astype(np.uint8))
     cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
     fp = hull.astype(bool)

@@ -171,7 +171,9 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
     imaged = imaged_area(signal, mmx, mmz, full=signal_full)
     # local tissue level: normalised convolution over pixels of the imaged area brighter than half its median
     # (not lumen), computed on a ~1 mm grid (cheap) and interpolated back
-    med = float(median(small[imaged][:: max(1, int(imaged.sum()) // 4096)])) if imaged.any() else float(median(sub))
+    sr, sc = max(1, r_small // 64), max(1, c_small // 64)
+    sub_in = sub[imaged[::sr, ::sc][: sub.shape[0], : sub.shape[1]]]  # the unsmoothed levels, as the range above
+    med = float(median(sub_in)) if sub_in.size >= 16 else float(median(sub))
     w = ((small > 0.5 * med) & imaged).astype(np.float32)
     k = max(1, int(round(1.0 / mmx)))
     cs, rs = max(4, c_small // k), max(4, r_small // k)

@@ -840,17 +840,17 @@ def _overlap_share(a: Lumen, b: Lumen) -> float:
 def merge_lumens(learned: list[Lumen], found: list[Lumen]) -> list[Lumen]:
     """One lumen per vessel from the network's lumens and those found by contrast (:func:`detect_lumens`).
 
-    Where both found a vessel, the network's outline is kept (it was trained to put the edge on the wall) but a
-    contrast-found lumen split in two by the needle or a junction keeps its own parts; a lumen only contrast found
-    is kept when it is plainly anechoic (contrast <= :data:`MAX_CONTRAST`): the network may miss a small one, and
-    a weakly contrasted dark region the network did not take for a lumen is a nerve, a tendon or fat.
+    A plainly anechoic lumen found by contrast (lumen / rim <= :data:`MAX_CONTRAST`) is kept as found: its edge is
+    measured on a strong step, and where the needle, a junction or two touching vessels split it, its parts are
+    right; the network's lumen over it is dropped. Elsewhere the network decides: its lumens are kept, and a weakly
+    contrasted dark region it did not take for a lumen (a nerve, a tendon, fat) is dropped.
     """
-    out = list(learned)
-    for lum in found:
-        same = [o for o in learned if _overlap_share(lum, o) >= SAME_LUMEN_OVERLAP]
-        if same:
-            continue
-        if lum.contrast <= MAX_CONTRAST:
-            lum.confidence = float(np.clip(1.0 - lum.contrast, 0.0, 1.0))
+    anechoic = [lum for lum in found if lum.contrast <= MAX_CONTRAST]
+    out = []
+    for lum in anechoic:
+        lum.confidence = float(np.clip(1.0 - lum.contrast, 0.0, 1.0))
+        out.append(lum)
+    for lum in learned:
+        if not any(_overlap_share(lum, o) >= SAME_LUMEN_OVERLAP for o in anechoic):
             out.append(lum)
     return out
