@@ -34,6 +34,8 @@ class ObservationOutcome(StrEnum):
     ALLERGIC_REACTION = "allergic_reaction"
     VASOVAGAL = "vasovagal"
     VISUAL_DISTURBANCE = "visual_disturbance"
+    MIGRAINE = "migraine"
+    COUGH = "cough"
     OTHER = "other"
 
 

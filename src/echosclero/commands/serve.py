@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "access_log": False,
         "http": "echosclero.api.http:NoDelayHTTPProtocol",
+        # the API reads X-Forwarded-For itself, from ECHOSCLERO_TRUSTED_PROXIES only (uvicorn trusts 127.0.0.1)
+        "proxy_headers": False,
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings, migrate=False), **common)
