@@ -106,8 +106,7 @@ def test_public_form_validated_rate_limited_and_queued(client, auth):
             "family_name": "Public",
             "given_name": "Pat",
             "birth_date": "1980-01-01",
-            "sex": "other",
-            "weight_kg": 80,
+            "sex": "other",  # no weight_kg: clinical data, which the front desk does not write
         },
     ).json()["id"]
     a = client.post(

@@ -384,9 +384,7 @@ class CtxRoute(APIRoute):
         """Before FastAPI reads the request: unknown query parameters and JSON bodies holding what JSON does not
         allow (``NaN``, ``Infinity``, numbers beyond a double, lone surrogates) are refused with 422."""
         handler = super().get_route_handler()
-        from fastapi.dependencies.utils import get_flat_dependant
-
-        known = {p.alias for p in get_flat_dependant(self.dependant).query_params}
+        known = _query_names(self.dependant)
 
         async def checked(request: Request) -> Response:
             unknown = sorted(set(request.query_params) - known)
@@ -432,6 +430,16 @@ class CtxRoute(APIRoute):
             exclude_none=self.response_model_exclude_none,
         )
         return Response(content=content, status_code=self.status_code or 200, media_type="application/json")
+
+
+def _query_names(dependant) -> set[str]:
+    """The query parameters a route and its dependencies declare (by the name a client sends)."""
+    names, stack = set(), [dependant]
+    while stack:
+        d = stack.pop()
+        names.update(p.alias for p in d.query_params)
+        stack.extend(d.dependencies)
+    return names
 
 
 def _refuse_constant(name: str):

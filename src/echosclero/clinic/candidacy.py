@@ -115,7 +115,7 @@ CONTRAINDICATIONS: tuple[Contraindication, ...] = (
         "aspirin (or another antiplatelet drug) taken in the 7 days before the session (the clinic asks for a "
         "week without it: rule ASPIRIN_FREE_DAYS_BEFORE)",
         _R,
-        "clinic policy (typical patient instructions: avoid aspirin the week before)",
+        "[policy] clinic policy (typical patient instructions: avoid aspirin the week before)",
     ),
     Contraindication(
         "hormonal_therapy",

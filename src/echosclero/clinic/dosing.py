@@ -316,7 +316,6 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
     leg = ctx.given_this_session if ctx.given_today_this_leg is None else ctx.given_today_this_leg
     leg_day = totals([*leg, dose])
     ml = dose.volume_ml
-    pol_foam_day = day.polidocanol_foam_ml + day.canister_foam_ml  # every polidocanol foam of the day
 
     if dose.agent is Agent.POLIDOCANOL:
         per_kg = float(rules.value("POLIDOCANOL_DAILY_MG_PER_KG"))
@@ -330,22 +329,13 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
                     "volume_ml",
                 )
             )
-        if dose.form.is_foam and day.polidocanol_foam_ml > 0:  # physician-made foam that day: its 10 mL
+        if dose.form is Form.FOAM:
             out += _above(
                 rules,
                 "POLIDOCANOL_FOAM_DAILY_MAX_ML",
-                pol_foam_day,
-                lambda cap: f"polidocanol foam that day would be {pol_foam_day:g} mL"
-                + (f" ({day.canister_foam_ml:g} mL of it canister foam)" if day.canister_foam_ml else "")
-                + f", above {cap:g} mL",
-            )
-        if dose.form.is_foam and day.canister_foam_ml > 0:
-            out += _above(
-                rules,
-                "CANISTER_FOAM_DAILY_MAX_ML",
-                pol_foam_day,
-                lambda cap: f"polidocanol foam that day would be {pol_foam_day:g} mL"
-                f" ({day.canister_foam_ml:g} mL of it canister foam), above {cap:g} mL",
+                day.polidocanol_foam_ml,
+                lambda cap: f"polidocanol foam that day would be {day.polidocanol_foam_ml:g} mL (all sessions),"
+                f" above {cap:g} mL",
             )
     if dose.form is Form.CANISTER_FOAM:  # [label] Varithena: by volume of foam
         out += _above(
@@ -359,6 +349,12 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
             "CANISTER_FOAM_SESSION_MAX_ML",
             session.canister_foam_ml,
             lambda cap: f"canister foam in this session would be {session.canister_foam_ml:g} mL, above {cap:g} mL",
+        )
+        out += _above(
+            rules,
+            "CANISTER_FOAM_DAILY_MAX_ML",
+            day.canister_foam_ml,
+            lambda cap: f"canister foam that day would be {day.canister_foam_ml:g} mL (all sessions), above {cap:g} mL",
         )
         out += _too_soon(
             rules,
@@ -452,16 +448,15 @@ def remaining(ctx: DoseContext, *, rules: RuleBook) -> dict[str, float]:
     day, session = totals(ctx.given_today), totals(ctx.given_this_session)
     leg_day = totals(ctx.given_this_session if ctx.given_today_this_leg is None else ctx.given_today_this_leg)
     pol_limit = float(rules.value("POLIDOCANOL_DAILY_MG_PER_KG")) * ctx.weight_kg
-    pol_foam_day = day.polidocanol_foam_ml + day.canister_foam_ml
     return {
         "sts_ml_today": max(0.0, round(float(rules.value("STS_DAILY_MAX_ML")) - day.sts_volume_ml, 4)),
         "foam_ml_leg_today": max(0.0, round(float(rules.value("FOAM_LEG_DAILY_MAX_ML")) - leg_day.foam_ml, 4)),
         "canister_foam_ml_today": max(
-            0.0, round(float(rules.value("CANISTER_FOAM_DAILY_MAX_ML")) - pol_foam_day, 4)
+            0.0, round(float(rules.value("CANISTER_FOAM_DAILY_MAX_ML")) - day.canister_foam_ml, 4)
         ),
         "polidocanol_mg_today": max(0.0, round(pol_limit - day.polidocanol_mg, 4)),
         "polidocanol_foam_ml_today": max(
-            0.0, round(float(rules.value("POLIDOCANOL_FOAM_DAILY_MAX_ML")) - pol_foam_day, 4)
+            0.0, round(float(rules.value("POLIDOCANOL_FOAM_DAILY_MAX_ML")) - day.polidocanol_foam_ml, 4)
         ),
         "foam_ml_session": max(0.0, round(float(rules.value("FOAM_SESSION_MAX_ML")) - session.foam_ml, 4)),
         "sts_ml_session": max(

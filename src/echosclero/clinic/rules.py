@@ -168,12 +168,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "POLIDOCANOL_FOAM_DAILY_MAX_ML",
-        "polidocanol foam per day, regardless of weight (physician-made foam, with any canister foam of that day)",
+        "physician-made polidocanol foam per day, regardless of weight (every session of that day)",
         10.0,
         "mL",
         _L,
-        AETHOXYSKLEROL + ": 10 mL of foam per day; canister foam given the same day is polidocanol foam too and"
-        " is counted with it",
+        AETHOXYSKLEROL + ": 10 mL of foam per day. Canister foam has its own label limits (Varithena); both"
+        " count together in the daily mg/kg limit, the one rule found here that covers both",
         _R,
     ),
     Rule(
@@ -198,7 +198,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "CANISTER_FOAM_DAILY_MAX_ML",
-        "polidocanol injectable foam (canister) per day, with any physician-made polidocanol foam of that day",
+        "polidocanol injectable foam (canister) per day (every session of that day)",
         15.0,
         "mL",
         _L,
