@@ -139,6 +139,8 @@ def _kinds(tp: Any) -> tuple[set, Any]:
             out.add(list)
         elif origin is Literal:
             out.update(type(a) for a in typing.get_args(t))
+        elif t is AwareDatetime:
+            out.add(datetime)
         elif isinstance(t, type):
             out.add(t)
     return out, item
