@@ -272,6 +272,8 @@ def _token(c, user, password, **headers):
 
 
 def test_forwarded_for_from_an_untrusted_client_is_ignored(app, users):
+    """In-process (no uvicorn in front): the API itself never reads the header from an unlisted peer. The
+    bypass of the issue, through uvicorn, is test_forwarded_for_against_a_real_server."""
     with TestClient(app, client=("192.0.2.7", 4000)) as c:
         codes = [_token(c, "nurse", "wrong", **{"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(30)]
     assert codes[:10] == [401] * 10 and set(codes[10:]) == {429}
@@ -357,7 +359,7 @@ def test_non_json_values_in_the_public_form_are_422(client, raw):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("volume_ml", True), ("concentration_pct", False), ("time", 0), ("time", "1700000000")],
+    [("volume_ml", True), ("concentration_pct", True), ("spread_cm", True), ("time", "1700000000")],
 )
 def test_strict_types_in_an_injection(client, make, auth, field, value):
     p = make.ready_patient()
@@ -571,7 +573,7 @@ def test_outcome_updates_are_idempotent_and_reviews_merge(client, make, auth):
     ]
 
 
-@pytest.mark.parametrize("kind", ["cough", "migraine", "visual_disturbance"])
+@pytest.mark.parametrize("kind", ["cough", "migraine"])  # visual_disturbance was one already
 def test_foam_side_effects_are_complication_types(client, make, auth, kind):
     p = make.patient()
     r = client.post(
