@@ -303,16 +303,16 @@ def test_lockout_per_account_from_many_addresses_and_it_expires(settings, engine
     app.state.login_account_limiter = RateLimiter(
         limiter.bucket, limiter.limit, 900.0, clock=lambda: datetime.now(UTC) + offset[0]
     )
-    from conftest import PASSWORD
+    password = "correct horse battery staple"  # the users fixture's (tests/api/conftest.py)
 
     with TestClient(app, client=("10.0.0.2", 4000)) as c:
         codes = [_token(c, "nurse", "wrong", **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(31)]
         assert codes[:30] == [401] * 30 and codes[30] == 429  # 30 addresses, one account
         # the real user, from a new address, is locked out for now ...
-        assert _token(c, "nurse", PASSWORD, **{"X-Forwarded-For": "192.0.2.50"}).status_code == 429
+        assert _token(c, "nurse", password, **{"X-Forwarded-For": "192.0.2.50"}).status_code == 429
         # ... but not for ever: the window slides
         offset[0] = timedelta(minutes=16)
-        assert _token(c, "nurse", PASSWORD, **{"X-Forwarded-For": "192.0.2.50"}).status_code == 200
+        assert _token(c, "nurse", password, **{"X-Forwarded-For": "192.0.2.50"}).status_code == 200
 
 
 def test_forwarded_for_against_a_real_server(tmp_path):
