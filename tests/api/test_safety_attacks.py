@@ -611,3 +611,23 @@ def test_anaesthetic_access_device_and_position_are_recorded(client, make, auth)
     assert r.status_code == 201 and (r.json()["access_device"], r.json()["needle_gauge"]) == ("catheter", 18)
     r = _inject(client, auth, s["id"], _foam(volume_ml=2, access_device="spoon"))
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [("clinic_timezone", "Mars/Olympus", "not a known time zone"), ("trusted_proxies", ("proxy.local",), "PROXIES")],
+)
+def test_bad_address_and_time_zone_settings_are_refused(field, value, needle):
+    from echosclero.api.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=needle):
+        Settings(database_url="sqlite://", secret_key="x" * 40, **{field: value})
+
+
+def test_the_clinic_day_follows_its_time_zone():
+    from echosclero.api.settings import Settings
+
+    s = Settings(database_url="sqlite://", secret_key="x" * 40, clinic_timezone="Australia/Sydney")
+    late_utc = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)  # 07:00 on 2 March in Sydney (UTC+11)
+    assert s.day_of(late_utc) == date(2026, 3, 2)
+    assert s.day_start(date(2026, 3, 2)).astimezone(UTC) == datetime(2026, 3, 1, 13, 0, tzinfo=UTC)
