@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -128,8 +129,12 @@ def _request(kind: str, pids: list[int], sids: list[int], rng: random.Random) ->
             "weight_kg": 82,
         }
         return "POST", "/api/patients", body
-    start = (datetime.now(UTC) + timedelta(days=rng.randrange(3, 60), minutes=rng.randrange(600))).isoformat()
+    # one 31-minute slot per booking: a patient cannot be double-booked (409), whichever patient it draws
+    start = (datetime.now(UTC) + timedelta(days=3, minutes=31 * next(_SLOTS))).isoformat()
     return "POST", "/api/appointments", {"patient_id": pid, "kind": "followup", "start": start}
+
+
+_SLOTS = itertools.count()
 
 
 class _Client:

@@ -19,7 +19,7 @@ import sys
 import warnings
 
 from echosclero import __version__
-from echosclero.errors import EchoScleroError
+from echosclero.errors import EchoScleroError, one_line
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except EchoScleroError as exc:
         if args.debug:
             raise
-        print(f"echosclero: error: {exc}", file=sys.stderr)
+        print(f"echosclero: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("echosclero: interrupted", file=sys.stderr)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         if args.debug:
             raise
-        text = str(exc).splitlines()[0] if str(exc) else ""
+        text = one_line(str(exc).splitlines()[0]) if str(exc) else ""
         print(
             f"echosclero: internal error: {type(exc).__name__}: {text} (rerun with --debug for details)",
             file=sys.stderr,

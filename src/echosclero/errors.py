@@ -24,3 +24,11 @@ class CalibrationMissingError(InputError):
 
 class StreamError(EchoScleroError):
     """A live stream that cannot be reached or sends malformed data."""
+
+
+def one_line(text: object, *, limit: int = 400) -> str:
+    """``text`` as one readable line: control characters and undecodable bytes escaped, at most ``limit``
+    characters (a message that quotes a corrupt header must not print raw bytes or kilobytes of them)."""
+    s = str(text)
+    s = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+    return s if len(s) <= limit else s[: limit - 3] + "..."

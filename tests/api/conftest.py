@@ -147,9 +147,24 @@ class Factory:
         } | kw
         return self.post(f"/api/sessions/{sid}/injections", body, status)
 
-    def ready_patient(self, **kw):
+    def test_injection(self, pid, *, agent="polidocanol", days_ago=7, reaction=False, status=201):
+        body = {
+            "given_on": (date.today() - timedelta(days=days_ago)).isoformat(),
+            "agent": agent,
+            "concentration_pct": 0.5,
+            "volume_ml": 0.5,
+            "reaction": reaction,
+        }
+        return self.post(f"/api/patients/{pid}/test-injections", body, status)
+
+    def ready_patient(self, *, tested=True, **kw):
+        """A patient with a checklist (nothing present, assessed 30 days ago) and, unless ``tested`` is false,
+        a test injection of each agent without reaction a week ago (the seed clinics' pathway)."""
         p = self.patient(**kw)
-        self.candidacy(p["id"])
+        self.candidacy(p["id"], assessed_on=(date.today() - timedelta(days=30)).isoformat())
+        if tested:
+            for agent in ("polidocanol", "sodium_tetradecyl_sulfate"):
+                self.test_injection(p["id"], agent=agent)
         return p
 
 

@@ -276,7 +276,7 @@ def test_test_injection_policy(client, make, auth, today):
         json={"value": True, "reason": "clinic policy from 2025: test dose before foam"},
     )
     assert r.status_code == 200 and r.json()["value"] is True
-    p = make.ready_patient()
+    p = make.ready_patient(tested=False)
     s = make.session(p["id"])
     r = client.post(
         f"/api/sessions/{s['id']}/injections",
@@ -307,6 +307,7 @@ def test_test_injection_policy(client, make, auth, today):
 def test_hypersensitive_patient_first_session(client, make, auth):
     p = make.patient()
     make.candidacy(p["id"], present=["allergic_disposition"])
+    make.test_injection(p["id"])
     s = make.session(p["id"])
     make.injection(s["id"], volume_ml=1)
     r = client.post(

@@ -1,7 +1,7 @@
 """CEAP and vein-map validation at entry, the exam's leg diagram, canister foam (Varithena), and rate limits
 that hold across server processes. Run on SQLite and (marked) PostgreSQL."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -174,15 +174,26 @@ def test_canister_foam_label_limits(client, make, auth, today):
     assert r["violations"][0]["rule"] == "CANISTER_FOAM_INJECTION_MAX_ML" and "[label] Varithena" in r["message"]
     make.injection(s["id"], **_canister())
     make.injection(s["id"], **_canister(volume_ml=4))
-    r = make.injection(s["id"], 422, **_canister(volume_ml=2))  # 16 mL in the session
-    assert [v["rule"] for v in r["violations"]] == ["CANISTER_FOAM_SESSION_MAX_ML"]
+    r = make.injection(s["id"], 422, **_canister(volume_ml=2))  # 16 mL in the session (and the day)
+    assert [v["rule"] for v in r["violations"]] == ["CANISTER_FOAM_SESSION_MAX_ML", "CANISTER_FOAM_DAILY_MAX_ML"]
     # compounded foam has its own limits: 10 mL per session (consensus), not the canister's 15 mL
     make.injection(s["id"], volume_ml=2)
-    later = make.session(p["id"], on=today + timedelta(days=3))
-    r = make.injection(later["id"], 422, **_canister(volume_ml=1))
+
+
+def test_canister_foam_sessions_five_days_apart(client, make, today):
+    """The interval is counted between the days of the injections' own times."""
+    p = make.ready_patient()
+
+    def at(d):  # this moment's clock time on day d (never in the future)
+        return (datetime.now().astimezone() - (today - d)).isoformat()
+
+    first = make.session(p["id"], on=today - timedelta(days=5))
+    make.injection(first["id"], time=at(today - timedelta(days=5)), **_canister(volume_ml=1))
+    later = make.session(p["id"], on=today - timedelta(days=2))
+    r = make.injection(later["id"], 422, time=at(today - timedelta(days=2)), **_canister(volume_ml=1))
     assert "CANISTER_FOAM_SESSION_INTERVAL_DAYS" in {v["rule"] for v in r["violations"]}
-    after = make.session(p["id"], on=today + timedelta(days=5))
-    assert make.injection(after["id"], **_canister(volume_ml=1))["warnings"] == []
+    after = make.session(p["id"], on=today)
+    assert make.injection(after["id"], time=at(today), **_canister(volume_ml=1))["warnings"] == []
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,8 @@ def test_session_times():
 
 
 def test_test_injection_policy():
-    off = RB
-    on = RB.with_values({"TEST_INJECTION_REQUIRED": True})
+    off = RB.with_values({"TEST_INJECTION_REQUIRED": False})
+    on = RB  # on by default, as in the seed clinics
     assert check_test_injection(session_date=D, first_foam=True, tests=[], rules=off) == []
     assert check_test_injection(session_date=D, first_foam=True, tests=[], rules=on)[0].refuses
     same_day = [TI(D, False)]

@@ -291,7 +291,10 @@ def test_canister_foam_label_rules():
     assert not refused(check_injection(canister(ml=5), ctx, rules=RB))
     assert refused(check_injection(canister(ml=5.5), ctx, rules=RB)) == {"CANISTER_FOAM_INJECTION_MAX_ML"}
     three = DoseContext(weight_kg=70, given_today=[canister()] * 3, given_this_session=[canister()] * 3)
-    assert refused(check_injection(canister(ml=0.5), three, rules=RB)) == {"CANISTER_FOAM_SESSION_MAX_ML"}
+    assert refused(check_injection(canister(ml=0.5), three, rules=RB)) == {
+        "CANISTER_FOAM_SESSION_MAX_ML",
+        "CANISTER_FOAM_DAILY_MAX_ML",  # the same 15 mL counted over the day's sessions
+    }
     # 15 mL of canister foam is not held to the 10 mL per session of physician-made foam, and vice versa
     two = DoseContext(weight_kg=70, given_today=[canister()] * 2, given_this_session=[canister()] * 2)
     assert not refused(check_injection(canister(ml=5), two, rules=RB))

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         "public_all", max(100, settings.public_requests_per_hour * 20), 3600.0
     )
     app.state.login_limiter = RateLimiter("login_failed", settings.login_failures_per_15min, 900.0)
+    app.state.login_account_limiter = RateLimiter("login_account", settings.login_failures_per_account_15min, 900.0)
     errors.install(app)
     for module in (auth, patients, treatment, followup, appointments, admin):
         app.include_router(module.router)

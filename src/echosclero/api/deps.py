@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import ipaddress
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,7 +75,34 @@ DB = Annotated[Session, Depends(get_db)]
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client's address: the peer's, unless the peer is a configured proxy (``ECHOSCLERO_TRUSTED_PROXIES``);
+    then the last ``X-Forwarded-For`` entry not itself a trusted proxy. A client cannot choose the address its
+    failed sign-ins, rate limits and audit entries are counted under."""
+    peer = request.client.host if request.client else ""
+    networks = settings_of(request).proxy_networks
+    if not networks or not _in(peer, networks):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, networks):
+            return hop[:64] if _is_ip(hop) else peer
+    return peer
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _in(address: str, networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
 
 
 def settings_of(request: Request) -> Settings:
@@ -211,6 +241,8 @@ class Ctx:
         **detail: Any,
     ) -> None:
         """Record an audit entry; it is written with the route's other writes by :meth:`commit`."""
+        if action == "denied":  # the refusal that follows is audited by this entry
+            self.request.state.audited = True
         self._audit.append(
             audit_row(
                 self.request, self.user, action, resource, resource_id=resource_id, patient_id=patient_id, detail=detail
@@ -287,6 +319,17 @@ def _claims(request: Request, token: str | None) -> tuple[int, str]:
         raise _unauthorized() from None
 
 
+def token_user_id(request: Request) -> int | None:
+    """The user id of the request's bearer token when it is valid, else ``None`` (for auditing refusals)."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    try:
+        return int(decode_token(header[7:].strip(), secret=settings_of(request).secret_key)["sub"])
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _deny(request: Request, user_id: int, permission: Permission) -> None:
     """Refuse with 403 and an audit entry (401 when the user is gone or disabled)."""
     with request.app.state.sessionmaker() as db:
@@ -296,6 +339,7 @@ def _deny(request: Request, user_id: int, permission: Permission) -> None:
         row = audit_row(request, user, "denied", "permission", detail={"needed": permission.value})
         insert_audit(db, [row])
         commit(db)
+        request.state.audited = True
         raise HTTPProblem(403, f"your role ({user.role}) does not have the permission {permission.value}")
 
 
@@ -336,6 +380,26 @@ class CtxRoute(APIRoute):
             endpoint = self._wrap(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
+    def get_route_handler(self):
+        """Before FastAPI reads the request: unknown query parameters and JSON bodies holding what JSON does not
+        allow (``NaN``, ``Infinity``, numbers beyond a double, lone surrogates) are refused with 422."""
+        handler = super().get_route_handler()
+        known = _query_names(self.dependant)
+
+        async def checked(request: Request) -> Response:
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                raise HTTPProblem(
+                    422,
+                    f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                    + (f"this route takes {', '.join(sorted(known))}" if known else "this route takes none"),
+                )
+            if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
+                check_json_body(await request.body())
+            return await handler(request)
+
+        return checked
+
     def _wrap(self, endpoint):
         route = self
 
@@ -366,6 +430,64 @@ class CtxRoute(APIRoute):
             exclude_none=self.response_model_exclude_none,
         )
         return Response(content=content, status_code=self.status_code or 200, media_type="application/json")
+
+
+def _query_names(dependant) -> set[str]:
+    """The query parameters a route and its dependencies declare (by the name a client sends)."""
+    names, stack = set(), [dependant]
+    while stack:
+        d = stack.pop()
+        names.update(p.alias for p in d.query_params)
+        stack.extend(d.dependencies)
+    return names
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"{text[:40]} is beyond the range of a number")
+    return v
+
+
+def _bad_text(obj: Any, loc: str = "body") -> str | None:
+    """The location of the first string (or key) with a lone surrogate, else ``None``."""
+    stack = [(obj, loc)]
+    while stack:
+        o, where = stack.pop()
+        if isinstance(o, str):
+            try:
+                o.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(o, dict):
+            for k, v in o.items():
+                stack.append((k, f"{where} (a key)"))
+                stack.append((v, f"{where}.{k}" if isinstance(k, str) and k.isprintable() else where))
+        elif isinstance(o, list):
+            stack.extend((v, f"{where}.{i}") for i, v in enumerate(o))
+    return None
+
+
+def check_json_body(body: bytes) -> None:
+    """422 for a JSON body that is not strict JSON: ``NaN``/``Infinity``, a number beyond a double, a lone
+    surrogate in a string. (Malformed JSON is left to FastAPI, which answers 422 too.)"""
+    if not body:
+        return
+    try:
+        obj = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError) and "is not a number" not in str(exc):
+            return  # malformed: FastAPI's own message
+        raise HTTPProblem(422, f"request body: {exc}; send finite numbers (NaN and Infinity are not JSON)") from None
+    except RecursionError:
+        raise HTTPProblem(422, "request body: nested too deeply") from None
+    where = _bad_text(obj)
+    if where is not None:
+        raise HTTPProblem(422, f"{where}: text contains an invalid character (a lone surrogate)")
 
 
 def _is_ctx(annotation: Any) -> bool:

@@ -2,11 +2,16 @@
 
 Input is validated strictly: unknown fields are refused (a misspelt ``liquid_gas_ration`` must not be
 silently ignored in a dosing request), strings are bounded and free of control characters and lone
-surrogates, numbers are finite, dates lie in plausible ranges, ids fit in 31 bits.
+surrogates, numbers are finite, dates lie in plausible ranges, ids fit in 31 bits. Types are strict where
+JSON would otherwise be coerced: ``true`` is not a number or an id, and a date or a time is ISO 8601 text,
+never a number (``0`` is not 1970-01-01).
 """
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -28,7 +33,7 @@ from echosclero.clinic.dosing import CANISTER_FOAM_CONCENTRATION_PCT, Agent, For
 from echosclero.clinic.followup import ComplicationType, FollowupKind, SegmentOutcome, Severity
 from echosclero.clinic.roles import Role
 from echosclero.clinic.segments import get_segment
-from echosclero.clinic.sessions import CompressionKind, ObservationOutcome
+from echosclero.clinic.sessions import AccessDevice, CompressionKind, ObservationOutcome, PatientPosition
 from echosclero.clinic.treatments import TreatmentKind
 from echosclero.errors import InputError
 
@@ -43,6 +48,14 @@ def _clean(s: str, *, multiline: bool) -> str:
     bad = [c for c in s if (ord(c) < 32 and not (multiline and c in "\n\r\t")) or ord(c) == 127]
     if bad:
         raise ValueError(f"text contains control characters ({', '.join(repr(c) for c in bad[:3])})")
+    return s
+
+
+def _encodable(s: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text contains an invalid character (a lone surrogate)") from None
     return s
 
 
@@ -109,8 +122,77 @@ OverrideReason = Annotated[
 ]
 
 
+def _kinds(tp: Any) -> tuple[set, Any]:
+    """The scalar types a field annotation accepts, and its element annotation when it is a list."""
+    out: set = set()
+    item = None
+    stack = [tp]
+    while stack:
+        t = stack.pop()
+        origin = typing.get_origin(t)
+        if origin is Annotated:
+            stack.append(typing.get_args(t)[0])
+        elif origin in (typing.Union, types.UnionType):
+            stack.extend(typing.get_args(t))
+        elif origin is list:
+            item = typing.get_args(t)[0]
+            out.add(list)
+        elif origin is Literal:
+            out.update(type(a) for a in typing.get_args(t))
+        elif t is AwareDatetime:
+            out.add(datetime)
+        elif isinstance(t, type):
+            out.add(t)
+    return out, item
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _strict_value(value: Any, kinds: set) -> str | None:
+    """Why ``value`` is refused by a field accepting ``kinds`` (``None``: not refused here)."""
+    numeric = bool(kinds & {int, float})
+    if isinstance(value, bool):
+        if bool not in kinds and numeric:
+            return f"expects a number, not {str(value).lower()}"
+        return None
+    if isinstance(value, int | float) and not numeric:
+        if datetime in kinds:
+            return "expects a time as ISO 8601 text with its offset (e.g. 2026-03-01T09:30:00+01:00), not a number"
+        if date in kinds:
+            return "expects a date as text (YYYY-MM-DD), not a number"
+    if isinstance(value, str):
+        if datetime in kinds and not _ISO_TIME.match(value):
+            return f"expects a time as ISO 8601 text (e.g. 2026-03-01T09:30:00+01:00), not {value[:40]!r}"
+        if date in kinds and datetime not in kinds and not _ISO_DATE.match(value):
+            return f"expects a date as YYYY-MM-DD, not {value[:40]!r}"
+    return None
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_types(cls, data: Any) -> Any:
+        """``true`` is not a number or an id; a number is not a date (JSON coercions pydantic would accept)."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            key = field.alias if field.alias and field.alias in data else name
+            if key not in data:
+                continue
+            kinds, item = _kinds(field.annotation)
+            values = [data[key]]
+            if isinstance(data[key], list) and item is not None:
+                kinds, _ = _kinds(item)
+                values = data[key]
+            for v in values:
+                why = _strict_value(v, kinds)
+                if why:
+                    raise ValueError(f"{key} {why}")
+        return data
 
 
 class Out(BaseModel):
@@ -127,9 +209,12 @@ class Token(Out):
     expires_in_s: int
 
 
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256), AfterValidator(_encodable)]
+
+
 class UserIn(In):
     username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{2,64}$")]
-    password: Annotated[str, StringConstraints(min_length=10, max_length=256)]
+    password: Password
     role: Role
     full_name: Short = ""
 
@@ -137,7 +222,7 @@ class UserIn(In):
 class UserPatch(In):
     role: Role | None = None
     active: bool | None = None
-    password: Annotated[str, StringConstraints(min_length=10, max_length=256)] | None = None
+    password: Password | None = None
     full_name: Short | None = None
 
 
@@ -157,10 +242,12 @@ class PatientIn(In):
     given_name: Name
     birth_date: BirthDate
     sex: pt.Sex
-    weight_kg: Annotated[float, AfterValidator(_wrap(pt.check_weight_kg))]
+    weight_kg: Annotated[float, AfterValidator(_wrap(pt.check_weight_kg))] | None = Field(
+        None, description="clinical data: written by clinical roles only (needed before any dose)"
+    )
     email: Short | None = None
     phone: Short | None = None
-    notes: Note = ""
+    notes: Note = Field("", description="clinical notes: written by clinical roles only")
 
     @field_validator("birth_date")
     @classmethod
@@ -180,6 +267,7 @@ class PatientPatch(In):
     email: Short | None = None
     phone: Short | None = None
     notes: Note | None = None
+    override_reason: OverrideReason = None
 
 
 class PatientOut(Out):
@@ -188,11 +276,15 @@ class PatientOut(Out):
     given_name: str
     birth_date: date
     sex: str
-    weight_kg: float | None = Field(None, description="null for roles without clinical access")
+    weight_kg: float | None = Field(None, description="null when not recorded, or withheld (see restricted)")
     email: str | None = None
     phone: str | None = None
-    notes: str | None = Field(None, description="null for roles without clinical access")
+    notes: str | None = Field(None, description="null when withheld (see restricted)")
     created_at: datetime
+    restricted: list[str] = Field(
+        default_factory=list, description="fields withheld from this role (clinical data); not missing data"
+    )
+    warnings: list[dict] = []
 
 
 class ConsentIn(In):
@@ -263,6 +355,9 @@ class ExamIn(In):
         default_factory=VeinMapIn, description="the duplex vein map (schema echosclero.veinmap/1)"
     )
     findings: Note = ""
+    patient_position: PatientPosition | None = Field(
+        None, description="position for the mapping: standing (or reverse Trendelenburg) for reflux"
+    )
 
     @model_validator(mode="after")
     def _legs(self):
@@ -283,6 +378,7 @@ class ExamOut(Out):
     limb: str
     vein_map: dict[str, Any]
     findings: str
+    patient_position: str | None = None
     created_by: int | None
     created_at: datetime
 
@@ -467,11 +563,20 @@ class PlanOut(Out):
     created_at: datetime
 
 
+Anaesthetic = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_line)
+]
+
+
 class SessionIn(In):
     date: ClinicalDate
     limb: Limb
     plan_id: Id | None = None
     started_at: Moment | None = None
+    patient_position: PatientPosition | None = Field(None, description="position for the injections (lying)")
+    local_anaesthetic: Anaesthetic | None = Field(
+        None, description="local anaesthetic used, with strength and volume (e.g. 'lidocaine 1% 2 mL'); 'none'"
+    )
     override_reason: OverrideReason = None
 
 
@@ -484,8 +589,10 @@ class SessionPatch(In):
     compression: CompressionKind | None = None
     stocking_class: Annotated[int, Field(ge=1, le=4)] | None = None
     compression_days: Annotated[int, Field(ge=0, le=120)] | None = None
-    regimen: Annotated[str, StringConstraints(max_length=40)] | None = None
+    regimen: Annotated[str, StringConstraints(max_length=40), AfterValidator(_line)] | None = None
     status: Literal["open", "closed"] | None = None
+    patient_position: PatientPosition | None = None
+    local_anaesthetic: Anaesthetic | None = None
 
 
 class InjectionIn(_Prep):
@@ -497,6 +604,8 @@ class InjectionIn(_Prep):
     )
     spread_cm: Annotated[float, Field(ge=0, le=200)] | None = None
     spasm: bool | None = None
+    access_device: AccessDevice | None = Field(None, description="needle, butterfly, cannula or catheter")
+    needle_gauge: Annotated[int, Field(ge=14, le=34, description="gauge (G) of the needle or cannula")] | None = None
     notes: Note = ""
     override_reason: OverrideReason = None
 
@@ -511,6 +620,8 @@ class InjectionOut(_PrepOut):
     frame_ref: str | None
     spread_cm: float | None
     spasm: bool | None
+    access_device: str | None = None
+    needle_gauge: int | None = None
     notes: str
     warnings: list[dict]
     override_reason: str | None
@@ -538,6 +649,8 @@ class SessionOut(Out):
     compression_days: int | None
     regimen: str | None
     status: str
+    patient_position: str | None = None
+    local_anaesthetic: str | None = None
     warnings: list[dict]
     totals: dict[str, float] = {}
     remaining: dict[str, float] = {}
@@ -722,6 +835,8 @@ class AppointmentOut(Out):
     reminder_sent_at: datetime | None
     cancel_reason: str | None
     override_reason: str | None
+    late_change: bool = Field(False, description="cancelled or changed inside the clinic's notice period")
+    late_change_policy: str | None = Field(None, description="the clinic's late-change policy, as recorded")
     warnings: list[dict] = []
 
 
@@ -731,7 +846,7 @@ class PublicRequestIn(In):
     phone: Short | None = None
     preferred_times: Annotated[str, StringConstraints(max_length=500), AfterValidator(_text)] = ""
     reason: Annotated[str, StringConstraints(max_length=2000), AfterValidator(_text)] = ""
-    website: Annotated[str, StringConstraints(max_length=200)] = Field(
+    website: Annotated[str, StringConstraints(max_length=200), AfterValidator(_encodable)] = Field(
         "", description="leave empty (a field people do not see; automated submissions fill it)"
     )
 

@@ -13,15 +13,28 @@
 - ``ECHOSCLERO_SQLITE_SYNCHRONOUS``: ``GROUP`` (default), ``FULL`` or ``NORMAL``; see
   :mod:`echosclero.store.db`.
 - ``ECHOSCLERO_CLINIC_NAME``, ``ECHOSCLERO_CLINIC_PHONE``: printed on patient instructions.
+- ``ECHOSCLERO_CLINIC_TIMEZONE``: the IANA time zone whose calendar days the daily dose limits count (e.g.
+  ``Europe/Paris``; default: the server's local time zone).
+- ``ECHOSCLERO_TRUSTED_PROXIES``: comma-separated addresses or networks of reverse proxies whose
+  ``X-Forwarded-For`` header names the client (default: none; the header is then ignored, so that a client
+  cannot choose the address its failed sign-ins and rate limits are counted under).
+- ``ECHOSCLERO_LOGIN_FAILURES_PER_ACCOUNT``: failed sign-ins per user name in 15 minutes, from all addresses
+  together, before that name is locked (default 30; the lock lifts as the window slides, so the real user is
+  never locked out for ever).
+- ``ECHOSCLERO_LATE_CHANGE_POLICY``: the clinic's policy for a late cancellation or change, recorded with it
+  and returned to the caller.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
 from dataclasses import dataclass
+from datetime import date, datetime, time, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from echosclero.errors import EchoScleroError
 from echosclero.store.db import data_dir, database_url
@@ -29,6 +42,9 @@ from echosclero.store.db import data_dir, database_url
 __all__ = ["Settings", "load_secret_key"]
 
 MIN_SECRET_CHARS = 32
+DEFAULT_LATE_CHANGE_POLICY = (
+    "a cancellation or change inside the notice period is recorded as late; the clinic may ask for a fee"
+)
 
 
 class SettingsError(EchoScleroError):
@@ -72,6 +88,44 @@ class Settings:
     login_failures_per_15min: int = 10
     clinic_name: str = "the clinic"
     clinic_phone: str = ""
+    clinic_timezone: str = ""  # "" = the server's local time zone
+    trusted_proxies: tuple[str, ...] = ()
+    login_failures_per_account_15min: int = 30
+    late_change_policy: str = DEFAULT_LATE_CHANGE_POLICY
+
+    def __post_init__(self) -> None:
+        self.tz  # noqa: B018 - refuse an unknown zone at start
+        self.proxy_networks  # noqa: B018
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """The clinic's time zone (``None``: the server's local zone)."""
+        if not self.clinic_timezone:
+            return None
+        try:
+            return ZoneInfo(self.clinic_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"ECHOSCLERO_CLINIC_TIMEZONE {self.clinic_timezone!r} is not a known time zone (e.g. Europe/Paris)"
+            ) from None
+
+    def day_of(self, moment: datetime) -> date:
+        """The clinic's calendar day of an aware moment."""
+        return moment.astimezone(self.tz).date()
+
+    def day_start(self, day: date) -> datetime:
+        """The first moment of the clinic's calendar day ``day`` (aware)."""
+        start = datetime.combine(day, time(0))
+        return start.replace(tzinfo=self.tz) if self.tz is not None else start.astimezone()
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        try:
+            return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies if p.strip())
+        except ValueError as exc:
+            raise SettingsError(
+                f"ECHOSCLERO_TRUSTED_PROXIES: {exc} (give addresses or networks, e.g. 10.0.0.2)"
+            ) from None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,4 +136,8 @@ class Settings:
             public_requests_per_hour=int(os.environ.get("ECHOSCLERO_PUBLIC_REQUESTS_PER_HOUR", "5")),
             clinic_name=os.environ.get("ECHOSCLERO_CLINIC_NAME", "the clinic"),
             clinic_phone=os.environ.get("ECHOSCLERO_CLINIC_PHONE", ""),
+            clinic_timezone=os.environ.get("ECHOSCLERO_CLINIC_TIMEZONE", ""),
+            trusted_proxies=tuple(os.environ.get("ECHOSCLERO_TRUSTED_PROXIES", "").split(",")),
+            login_failures_per_account_15min=int(os.environ.get("ECHOSCLERO_LOGIN_FAILURES_PER_ACCOUNT", "30")),
+            late_change_policy=os.environ.get("ECHOSCLERO_LATE_CHANGE_POLICY", DEFAULT_LATE_CHANGE_POLICY),
         )

@@ -108,6 +108,27 @@ CONTRAINDICATIONS: tuple[Contraindication, ...] = (
     ),
     Contraindication("migraine", "migraine (with foam)", _R, _UIP, foam_only=True),
     Contraindication("anticoagulation", "anticoagulation", _R, _UIP),
+    # The seed clinics ask for a week without aspirin before a session (clinic policy, shared/CLINICAL.md
+    # section 5; the number of days is the rule ASPIRIN_FREE_DAYS_BEFORE, 7 by default).
+    Contraindication(
+        "aspirin_last_7_days",
+        "aspirin (or another antiplatelet drug) taken in the 7 days before the session (the clinic asks for a "
+        "week without it: rule ASPIRIN_FREE_DAYS_BEFORE)",
+        _R,
+        "[policy] clinic policy (typical patient instructions: avoid aspirin the week before)",
+    ),
+    Contraindication(
+        "hormonal_therapy",
+        "hormonal therapy: combined hormonal contraception or hormone replacement therapy (thrombosis risk)",
+        _R,
+        f"{_UIP}; [label] Aethoxysklerol SmPC 4.4",
+    ),
+    Contraindication(
+        "reduced_mobility",
+        "reduced mobility (walks, but little: cannot walk 10-20 minutes after the session; thrombosis risk)",
+        _R,
+        f"{_UIP}; [label] Varithena, Asclera: walk 10-20 minutes after the injection",
+    ),
     Contraindication("pelvic_tumour_varices", "varices from pelvic or abdominal tumours", _R, _UIP),
     Contraindication("long_distance_travel", "planned long-distance travel", _R, _UIP),
     Contraindication("advanced_age", "advanced age", _R, _UIP),

@@ -262,13 +262,15 @@ def check_concentration(
 class DoseContext:
     """What the checks need besides the new dose.
 
-    ``given_today``: every injection of this patient on the same calendar day (all sessions, both legs);
-    ``given_this_session``: those of the current session (a subset of ``given_today``).
+    ``given_today``: every injection of this patient on the same calendar day, the day of each injection's own
+    time (all sessions, both legs, whatever the sessions' dates); ``given_this_session``: those of the current
+    session; ``given_today_this_leg``: those of ``given_today`` into the same leg (``None``: the session's).
     """
 
     weight_kg: float
     given_today: Sequence[Dose] = ()
     given_this_session: Sequence[Dose] = ()
+    given_today_this_leg: Sequence[Dose] | None = None
     hypersensitivity_prone: bool = False
     first_session: bool = False
     days_since_last_foam_session: float | None = None  # any foam
@@ -311,6 +313,8 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
     seg = dose.seg
     day = totals([*ctx.given_today, dose])
     session = totals([*ctx.given_this_session, dose])
+    leg = ctx.given_this_session if ctx.given_today_this_leg is None else ctx.given_today_this_leg
+    leg_day = totals([*leg, dose])
     ml = dose.volume_ml
 
     if dose.agent is Agent.POLIDOCANOL:
@@ -330,7 +334,8 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
                 rules,
                 "POLIDOCANOL_FOAM_DAILY_MAX_ML",
                 day.polidocanol_foam_ml,
-                lambda cap: f"polidocanol foam today would be {day.polidocanol_foam_ml:g} mL, above {cap:g} mL",
+                lambda cap: f"polidocanol foam that day would be {day.polidocanol_foam_ml:g} mL (all sessions),"
+                f" above {cap:g} mL",
             )
     if dose.form is Form.CANISTER_FOAM:  # [label] Varithena: by volume of foam
         out += _above(
@@ -345,6 +350,12 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
             session.canister_foam_ml,
             lambda cap: f"canister foam in this session would be {session.canister_foam_ml:g} mL, above {cap:g} mL",
         )
+        out += _above(
+            rules,
+            "CANISTER_FOAM_DAILY_MAX_ML",
+            day.canister_foam_ml,
+            lambda cap: f"canister foam that day would be {day.canister_foam_ml:g} mL (all sessions), above {cap:g} mL",
+        )
         out += _too_soon(
             rules,
             "CANISTER_FOAM_SESSION_INTERVAL_DAYS",
@@ -357,6 +368,13 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
             "FOAM_SESSION_MAX_ML",
             session.foam_ml,
             lambda cap: f"foam in this session would be {session.foam_ml:g} mL, above {cap:g} mL",
+        )
+        out += _above(
+            rules,
+            "FOAM_LEG_DAILY_MAX_ML",
+            leg_day.foam_ml,
+            lambda cap: f"foam into this leg that day would be {leg_day.foam_ml:g} mL (all its sessions), above"
+            f" {cap:g} mL",
         )
         code = _per_puncture_rule(seg)
         if code is not None:
@@ -392,6 +410,13 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
             lambda cap: f"sodium tetradecyl sulfate in this session would be {session.sts_volume_ml:g} mL,"
             f" above {cap:g} mL",
         )
+        out += _above(
+            rules,
+            "STS_DAILY_MAX_ML",
+            day.sts_volume_ml,
+            lambda cap: f"sodium tetradecyl sulfate that day would be {day.sts_volume_ml:g} mL (all sessions),"
+            f" above {cap:g} mL",
+        )
     if (
         dose.agent is Agent.POLIDOCANOL
         and dose.form is Form.LIQUID
@@ -421,8 +446,14 @@ def check_injection(dose: Dose, ctx: DoseContext, *, rules: RuleBook) -> list[Vi
 def remaining(ctx: DoseContext, *, rules: RuleBook) -> dict[str, float]:
     """What is left today / in this session under the refusing limits (never negative)."""
     day, session = totals(ctx.given_today), totals(ctx.given_this_session)
+    leg_day = totals(ctx.given_this_session if ctx.given_today_this_leg is None else ctx.given_today_this_leg)
     pol_limit = float(rules.value("POLIDOCANOL_DAILY_MG_PER_KG")) * ctx.weight_kg
     return {
+        "sts_ml_today": max(0.0, round(float(rules.value("STS_DAILY_MAX_ML")) - day.sts_volume_ml, 4)),
+        "foam_ml_leg_today": max(0.0, round(float(rules.value("FOAM_LEG_DAILY_MAX_ML")) - leg_day.foam_ml, 4)),
+        "canister_foam_ml_today": max(
+            0.0, round(float(rules.value("CANISTER_FOAM_DAILY_MAX_ML")) - day.canister_foam_ml, 4)
+        ),
         "polidocanol_mg_today": max(0.0, round(pol_limit - day.polidocanol_mg, 4)),
         "polidocanol_foam_ml_today": max(
             0.0, round(float(rules.value("POLIDOCANOL_FOAM_DAILY_MAX_ML")) - day.polidocanol_foam_ml, 4)

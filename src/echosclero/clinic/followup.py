@@ -47,7 +47,9 @@ class ComplicationType(StrEnum):
     HYPERPIGMENTATION = "hyperpigmentation"
     MATTING = "matting"
     ALLERGIC_REACTION = "allergic_reaction"
-    VISUAL_DISTURBANCE = "visual_disturbance"
+    VISUAL_DISTURBANCE = "visual_disturbance"  # 0.5-1.4% after foam ([trial] Bradbury 2010; Jia 2007)
+    MIGRAINE = "migraine"  # reported after foam (seed 001); UIP lists migraine as a relative contraindication
+    COUGH = "cough"  # dry cough or chest tightness after foam (seed 001)
     NEUROLOGICAL = "neurological"
     DEEP_VEIN_THROMBOSIS = "deep_vein_thrombosis"
     PULMONARY_EMBOLISM = "pulmonary_embolism"

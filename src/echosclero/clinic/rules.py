@@ -115,18 +115,21 @@ def warnings_of(violations: Iterable[Violation]) -> list[Violation]:
     return [v for v in violations if not v.refuses]
 
 
-class RuleViolationError(InputError):
-    """One or more refusing rules were broken; the API turns this into HTTP 422."""
+PHYSICIAN_OVERRIDE = " A physician may override with a written reason (field 'override_reason')."
 
-    def __init__(self, violations: Iterable[Violation], *, overridable: bool = True) -> None:
+
+class RuleViolationError(InputError):
+    """One or more refusing rules were broken; the API turns this into HTTP 422.
+
+    ``overridable`` tells the truth about the way out: ``True`` only when a written ``override_reason``
+    from the caller (or a physician: ``way_out`` says who) would let the request through."""
+
+    def __init__(
+        self, violations: Iterable[Violation], *, overridable: bool = True, way_out: str = PHYSICIAN_OVERRIDE
+    ) -> None:
         self.violations = list(violations)
         self.overridable = overridable
-        way_out = (
-            " A physician may override with a written reason (field 'override_reason')."
-            if overridable
-            else ""
-        )
-        super().__init__("; ".join(v.text() for v in self.violations) + way_out)
+        super().__init__("; ".join(v.text() for v in self.violations) + (way_out if overridable else ""))
 
 
 _L, _G, _V, _P = Mark.LABEL, Mark.GUIDELINE, Mark.VERIFY, Mark.POLICY
@@ -165,12 +168,51 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "POLIDOCANOL_FOAM_DAILY_MAX_ML",
-        "polidocanol foam per day, regardless of weight",
+        "physician-made polidocanol foam per day, regardless of weight (every session of that day)",
         10.0,
         "mL",
         _L,
-        AETHOXYSKLEROL + ": 10 mL of foam per day",
+        AETHOXYSKLEROL + ": 10 mL of foam per day. Canister foam has its own label limits (Varithena); both"
+        " count together in the daily mg/kg limit, the one rule found here that covers both",
         _R,
+    ),
+    Rule(
+        "FOAM_LEG_DAILY_MAX_ML",
+        "physician-made foam per leg per day (every session of that leg on one calendar day)",
+        10.0,
+        "mL",
+        _G,
+        FOAM_CONSENSUS + ": 10 mL per leg per session; sessions of one leg on one day are one session here, so"
+        " that splitting a session cannot exceed it",
+        _R,
+    ),
+    Rule(
+        "STS_DAILY_MAX_ML",
+        "sodium tetradecyl sulfate per day (liquid and foam, every session of that day)",
+        10.0,
+        "mL",
+        _L,
+        SOTRADECOL + ": 10 mL maximum per treatment; the sessions of one calendar day are one treatment here,"
+        " so that splitting a treatment cannot exceed it",
+        _R,
+    ),
+    Rule(
+        "CANISTER_FOAM_DAILY_MAX_ML",
+        "polidocanol injectable foam (canister) per day (every session of that day)",
+        15.0,
+        "mL",
+        _L,
+        VARITHENA + ": no more than 15 mL per session; the sessions of one calendar day are one session here",
+        _R,
+    ),
+    Rule(
+        "INJECTION_TIME_IN_SESSION_DAY",
+        "an injection's time lies on its session's date (clinic time zone)",
+        None,
+        "",
+        _P,
+        "clinic policy (record keeping); the daily limits count each injection on the day of its own time",
+        _W,
     ),
     Rule(
         "FOAM_PUNCTURE_PERFORATOR_MAX_ML",
@@ -323,8 +365,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # --- test injection (clinic policy; STS label asks for a test dose) ---
     Rule(
         "TEST_INJECTION_REQUIRED",
-        "test injection recorded before the first foam session",
-        False,
+        "test injection of the same agent, without reaction, recorded before the first foam session",
+        True,  # on by default: the seed clinics give the test injection on a separate, earlier date
         "",
         _P,
         "clinic policy; " + SOTRADECOL + ": 0.5 mL test dose then several hours of observation",
@@ -337,6 +379,16 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "days",
         _P,
         "clinic policy (a separate date)",
+        _R,
+    ),
+    Rule(
+        "TEST_INJECTION_REACTION",
+        "no treatment with an agent that caused a reaction at its test injection",
+        None,
+        "",
+        _L,
+        "Aethoxysklerol (polidocanol) SmPC, section 4.3, and Sotradecol prescribing information, Contraindications:"
+        " known hypersensitivity to the sclerosant (a reaction at its test injection is one)",
         _R,
     ),
     Rule(
@@ -387,6 +439,15 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "UIP consensus (Parsi); product labels",
         _W,
         table="candidacy.CONTRAINDICATIONS",
+    ),
+    Rule(
+        "ASPIRIN_FREE_DAYS_BEFORE",
+        "days without aspirin before a treatment session",
+        7.0,
+        "days",
+        _P,
+        "clinic policy (typical patient instructions: avoid aspirin the week before)",
+        _W,
     ),
     # --- follow-up schedule (section 5) ---
     Rule(

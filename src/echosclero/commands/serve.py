@@ -22,7 +22,10 @@ def register(subparsers) -> None:
         help="run the workstation API (clinic record) on 127.0.0.1:8000",
         description="Serve the EchoSclero API (OpenAPI at /api/openapi.json). The database comes from "
         "ECHOSCLERO_DATABASE_URL (default: SQLite in the data folder) and is migrated on start. The token "
-        "key comes from ECHOSCLERO_SECRET_KEY, or is generated once into <data folder>/secret_key (0600).",
+        "key comes from ECHOSCLERO_SECRET_KEY, or is generated once into <data folder>/secret_key (0600). Behind a "
+        "reverse proxy, name it in ECHOSCLERO_TRUSTED_PROXIES (e.g. 127.0.0.1): X-Forwarded-For is read from it "
+        "only. The daily dose limits count the days of ECHOSCLERO_CLINIC_TIMEZONE (e.g. Europe/Paris; default: "
+        "the server's zone).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -63,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "access_log": False,
         "http": "echosclero.api.http:NoDelayHTTPProtocol",
+        # the API reads X-Forwarded-For itself, from ECHOSCLERO_TRUSTED_PROXIES only (uvicorn trusts 127.0.0.1)
+        "proxy_headers": False,
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings, migrate=False), **common)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from echosclero.errors import CalibrationMissingError, InputError
+from echosclero.errors import CalibrationMissingError, InputError, one_line
 from echosclero.frames import Calibration, Frame, SpectralCalibration
 from echosclero.sources.base import RegionInfo, Source, SourceInfo, check_mm_per_px
 
@@ -117,7 +117,14 @@ def has_dicom_preamble(path: str | os.PathLike) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return one_line(text[0], limit=200) if text else type(exc).__name__
+
+
+def _shown(value) -> str:
+    """A header value as a short printable text (never raw bytes)."""
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes of raw data"
+    return one_line(repr(value), limit=60)
 
 
 class NotDicomError(InputError):
@@ -211,6 +218,12 @@ def parse_us_regions(ds) -> tuple[RegionInfo, ...]:
             )
         except (TypeError, ValueError):
             continue  # a region without a location cannot be used or shown
+        x0, y0, x1, y1 = bbox
+        if min(bbox) < 0 or x1 < x0 or y1 < y0:
+            raise InputError(
+                f"ultrasound region {index} has an impossible location ({x0}, {y0}) .. ({x1}, {y1}) px "
+                "(negative, or its end before its start); the file's header is corrupt"
+            )
         data_type = _get(item, "RegionDataType")
         data_type = int(data_type) if data_type is not None else None
         spatial = _get(item, "RegionSpatialFormat")
@@ -323,7 +336,10 @@ class DicomSource(Source):
 
     def _setup(self) -> None:
         ds = self._ds
-        self.regions = parse_us_regions(ds)
+        try:
+            self.regions = parse_us_regions(ds)
+        except InputError as exc:
+            raise InputError(f"{self.path}: {exc}") from None
         self._check_modality()
         self._check_pixel_module()
         self.rows = int(ds.Rows)
@@ -445,13 +461,55 @@ class DicomSource(Source):
         bits = int(ds.BitsAllocated)
         if bits not in (8, 16):
             raise InputError(f"{self.path}: BitsAllocated {bits} is not supported for ultrasound (8 or 16)")
+        self._check_structure(bits)
+
+    def _check_structure(self, bits_allocated: int) -> None:
+        """Headers that no image can have (PS3.3 C.7.6.3.1): refused, as one line naming the attribute."""
+        ds = self._ds
+
+        def number(keyword):
+            raw = _get(ds, keyword)
+            if raw is None:
+                return None
+            try:
+                v = float(raw)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{self.path}: {keyword} {_shown(raw)} is not a number; the header is corrupt"
+                ) from None
+            return v
+
+        stored = number("BitsStored")
+        if stored is not None and not 1 <= stored <= bits_allocated:
+            raise InputError(
+                f"{self.path}: BitsStored {stored:g} is impossible with BitsAllocated {bits_allocated} (it must be "
+                f"1..{bits_allocated}); the header is corrupt"
+            )
+        high = number("HighBit")
+        if high is not None and not 0 <= high < bits_allocated:
+            raise InputError(
+                f"{self.path}: HighBit {high:g} is impossible with BitsAllocated {bits_allocated}; "
+                "the header is corrupt"
+            )
+        representation = number("PixelRepresentation")
+        if representation is not None and representation not in (0, 1):
+            raise InputError(
+                f"{self.path}: PixelRepresentation {representation:g} is unknown (0 unsigned, 1 signed); "
+                "the header is corrupt"
+            )
+        frame_time_ms = number("FrameTime")
+        if frame_time_ms is not None and not (math.isfinite(frame_time_ms) and frame_time_ms > 0):
+            raise InputError(
+                f"{self.path}: FrameTime {frame_time_ms:g} ms is impossible (the time between frames is positive); "
+                "the header is corrupt"
+            )
 
     def _number_of_frames(self) -> int:
         raw = _get(self._ds, "NumberOfFrames", 1)
         try:
             n = int(raw)
         except (TypeError, ValueError):
-            raise InputError(f"{self.path}: NumberOfFrames {raw!r} is not a number") from None
+            raise InputError(f"{self.path}: NumberOfFrames {_shown(raw)} is not a number") from None
         if n < 1:
             raise InputError(f"{self.path}: NumberOfFrames is {n}; the file holds no image")
         return n

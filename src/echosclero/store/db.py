@@ -168,6 +168,21 @@ def _sqlite_sync_mode() -> str:
     return mode
 
 
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only (0600): SQLite gives its write-ahead log and
+    shared-memory files the database file's permissions, so they are private too. An existing file is left as
+    it is (its owner chose its mode)."""
+    if not path or path.startswith("file:") or os.name != "posix":
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a folder that does not exist or cannot be written: SQLite says so itself on connect
+    os.close(fd)
+
+
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     url = url or database_url()
     if url.startswith("sqlite"):
@@ -196,6 +211,8 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         path = make_url(url).database
+        if not memory:
+            _create_private(path)
         if mode == "GROUP":
             _WAL_SYNCS[engine] = WalSync(path)
         if not memory and os.name == "posix":

@@ -52,7 +52,7 @@ class Patient(Base):
     given_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(10))
-    weight_kg: Mapped[float] = mapped_column(Float)
+    weight_kg: Mapped[float | None] = mapped_column(Float, nullable=True)  # nullable from revision 0004
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)  # added in revision 0002
     phone: Mapped[str | None] = mapped_column(String(40), nullable=True)  # added in revision 0002
     notes: Mapped[str] = mapped_column(Text, default="")
@@ -88,6 +88,7 @@ class Exam(Base):
     limb: Mapped[str] = mapped_column(String(10))
     vein_map: Mapped[dict[str, Any]] = mapped_column(JSON)
     findings: Mapped[str] = mapped_column(Text, default="")
+    patient_position: Mapped[str | None] = mapped_column(String(30), nullable=True)  # revision 0004
     created_by: Mapped[int | None] = _uid()
     created_at: Mapped[datetime] = _created()
 
@@ -186,6 +187,8 @@ class Session(Base):
     regimen: Mapped[str | None] = mapped_column(String(40), nullable=True)
     status: Mapped[str] = mapped_column(String(10), default="open")
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    patient_position: Mapped[str | None] = mapped_column(String(30), nullable=True)  # revision 0004
+    local_anaesthetic: Mapped[str | None] = mapped_column(String(200), nullable=True)  # revision 0004
     created_by: Mapped[int | None] = _uid()
     created_at: Mapped[datetime] = _created()
 
@@ -208,6 +211,8 @@ class Injection(Base):
     frame_ref: Mapped[str | None] = mapped_column(String(500), nullable=True)
     spread_cm: Mapped[float | None] = mapped_column(Float, nullable=True)
     spasm: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    access_device: Mapped[str | None] = mapped_column(String(20), nullable=True)  # revision 0004
+    needle_gauge: Mapped[int | None] = mapped_column(Integer, nullable=True)  # revision 0004
     notes: Mapped[str] = mapped_column(Text, default="")
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -340,6 +345,8 @@ class Appointment(Base):
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    late_change: Mapped[bool] = mapped_column(Boolean, default=False)  # revision 0004
+    late_change_policy: Mapped[str | None] = mapped_column(Text, nullable=True)  # revision 0004
     created_by: Mapped[int | None] = _uid()
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

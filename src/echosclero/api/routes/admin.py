@@ -78,4 +78,39 @@ def read_audit(
     rows = ctx.db.scalars(stmt.limit(limit).offset(offset)).all()
     ctx.audit("read", "audit", count=len(rows))
     ctx.commit()
-    return rows
+    if ctx.can(P.CLINICAL_READ):
+        return rows
+    return [_without_clinical_values(r) for r in rows]
+
+
+#: Audit detail keys that never hold clinical values (what, how many, which fields, the answer's status; a
+#: rule's old and new value; a user's old and new role). Every other key, on an entry about a patient or not,
+#: is withheld from readers without clinical access (the admin): doses, reasons, findings, weights.
+_NON_CLINICAL_DETAIL = {
+    "fields",
+    "count",
+    "status",
+    "query",
+    "needed",
+    "role_given",
+    "changes",
+    "chars",
+    "format",
+    "kind",
+}
+
+
+def _without_clinical_values(row: AuditEntry) -> AuditOut:
+    out = AuditOut.model_validate(row)
+    detail = dict(row.detail or {})
+    if row.resource in ("rule",):  # the clinic's rule values are policy, not patient data
+        return out
+    if row.patient_id is not None or row.resource not in ("user", "users", "token", "permission", "audit"):
+        kept = {k: v for k, v in detail.items() if k in _NON_CLINICAL_DETAIL and k != "changes"}
+    else:
+        kept = {k: v for k, v in detail.items() if k in _NON_CLINICAL_DETAIL}
+    withheld = sorted(set(detail) - set(kept))
+    if withheld:
+        kept["withheld"] = withheld
+    out.detail = kept
+    return out

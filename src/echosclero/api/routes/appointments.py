@@ -53,8 +53,38 @@ def appt_out(a: Appointment, warnings: list | None = None) -> AppointmentOut:
         reminder_sent_at=a.reminder_sent_at,
         cancel_reason=a.cancel_reason,
         override_reason=a.override_reason,
+        late_change=bool(a.late_change),
+        late_change_policy=a.late_change_policy,
         warnings=warnings or [],
     )
+
+
+def _no_double_booking(ctx: Ctx, *, patient_id: int, start: datetime, minutes: int, skip: int | None = None) -> None:
+    """409 when the patient already has a booked appointment overlapping ``start`` .. ``start + minutes``."""
+    end = start + timedelta(minutes=minutes)
+    rows = ctx.db.scalars(
+        select(Appointment).where(
+            Appointment.patient_id == patient_id,
+            Appointment.status == AppointmentStatus.BOOKED.value,
+            Appointment.start_at < end,
+            Appointment.start_at > start - timedelta(minutes=480),  # the longest appointment
+        )
+    ).all()
+    for a in rows:
+        if a.id != skip and a.start_at + timedelta(minutes=a.duration_min) > start:
+            raise HTTPProblem(
+                409,
+                f"patient {patient_id} already has appointment {a.id} ({a.kind}) at {a.start_at.isoformat()} for "
+                f"{a.duration_min} min; reschedule or cancel it first",
+            )
+
+
+def _request_free(req: AppointmentRequest, appointment_id: int | None = None) -> None:
+    """One public request becomes one appointment."""
+    if req.appointment_id is not None and req.appointment_id != appointment_id:
+        raise HTTPProblem(
+            409, f"appointment request {req.id} is already linked to appointment {req.appointment_id}"
+        )
 
 
 @router.get("/appointments", response_model=list[AppointmentOut])
@@ -113,6 +143,8 @@ def book(body: AppointmentIn, ctx: Need(P.APPOINTMENT_WRITE)):
         req = ctx.db.get(AppointmentRequest, body.request_id)
         if req is None:
             raise HTTPProblem(422, f"appointment request {body.request_id} does not exist")
+        _request_free(req)
+    _no_double_booking(ctx, patient_id=body.patient_id, start=body.start, minutes=body.duration_min)
     a = Appointment(
         patient_id=body.patient_id,
         kind=body.kind.value,
@@ -135,12 +167,20 @@ def read_appointment(appointment_id: PathId, ctx: Need(P.APPOINTMENT_READ)):
 
 
 def _notice(ctx: Ctx, a: Appointment, change: str, override_reason: str | None) -> list:
+    """Rescheduling inside the notice period needs a written reason from the staff member (the refusal says
+    so: ``overridable`` true); the change is then recorded as late, with the clinic's late-change policy."""
     vs = check_notice(a.start_at, now=now(), change=change, rules=ctx.rules())
     if vs and not override_reason:
         from echosclero.clinic.rules import RuleViolationError
 
-        raise RuleViolationError(vs, overridable=False)
+        raise RuleViolationError(
+            vs,
+            overridable=True,
+            way_out=" Give the reason for the late change (field 'override_reason'); it is recorded as late, "
+            f"under the clinic's policy: {ctx.settings.late_change_policy}.",
+        )
     if vs:
+        _late(ctx, a)
         a.override_reason = override_reason
         ctx.audit(
             "override",
@@ -151,6 +191,10 @@ def _notice(ctx: Ctx, a: Appointment, change: str, override_reason: str | None) 
             violations=[v.as_dict() for v in vs],
         )
     return [v.as_dict() for v in vs]
+
+
+def _late(ctx: Ctx, a: Appointment) -> None:
+    a.late_change, a.late_change_policy = True, ctx.settings.late_change_policy
 
 
 @router.patch("/appointments/{appointment_id}", response_model=AppointmentOut)
@@ -164,6 +208,9 @@ def reschedule(appointment_id: PathId, body: AppointmentPatch, ctx: Need(P.APPOI
     if "start" in changes and body.start != a.start_at:
         if body.start <= now():
             raise HTTPProblem(422, "the new start is in the past")
+        _no_double_booking(
+            ctx, patient_id=a.patient_id, start=body.start, minutes=body.duration_min or a.duration_min, skip=a.id
+        )
         warnings = _notice(ctx, a, "rescheduling", body.override_reason)
         a.start_at, a.reminder_sent_at = body.start, None
     apply_changes(a, {k: v for k, v in changes.items() if k not in ("start", "override_reason")})
@@ -177,11 +224,16 @@ def cancel(appointment_id: PathId, body: CancelIn, ctx: Need(P.APPOINTMENT_WRITE
     a = get_or_404(ctx, Appointment, appointment_id, what="appointment")
     if a.status != AppointmentStatus.BOOKED.value:
         raise HTTPProblem(422, f"appointment {a.id} is {a.status}; only a booked appointment can be cancelled")
-    warnings = _notice(ctx, a, "cancelling", body.override_reason) if a.start_at > now() else []
+    # A patient's cancellation is always recorded (refusing it helps nobody): inside the notice period it is
+    # recorded as late, with the clinic's late-change policy, and the answer says so.
+    vs = check_notice(a.start_at, now=now(), change="cancelling", rules=ctx.rules()) if a.start_at > now() else []
+    if vs:
+        _late(ctx, a)
+        a.override_reason = body.override_reason
     a.status, a.cancel_reason = AppointmentStatus.CANCELLED.value, body.reason
-    ctx.audit("cancel", "appointment", a.id, patient_id=a.patient_id)
+    ctx.audit("cancel", "appointment", a.id, patient_id=a.patient_id, late=bool(vs))
     ctx.commit()
-    return appt_out(a, warnings)
+    return appt_out(a, [v.as_dict() | {"policy": ctx.settings.late_change_policy} for v in vs])
 
 
 # --- public request form ---
@@ -245,8 +297,14 @@ def request_queue(
 @router.patch("/appointment-requests/{request_id}", response_model=RequestOut)
 def handle_request(request_id: PathId, body: RequestPatch, ctx: Need(P.REQUESTS)):
     req = get_or_404(ctx, AppointmentRequest, request_id, what="appointment request")
-    if body.appointment_id is not None and ctx.db.get(Appointment, body.appointment_id) is None:
-        raise HTTPProblem(422, f"appointment {body.appointment_id} does not exist")
+    if body.appointment_id is not None:
+        appt = ctx.db.get(Appointment, body.appointment_id)
+        if appt is None:
+            raise HTTPProblem(422, f"appointment {body.appointment_id} does not exist")
+        _request_free(req, body.appointment_id)
+        if appt.request_id is not None and appt.request_id != req.id:
+            raise HTTPProblem(409, f"appointment {appt.id} belongs to appointment request {appt.request_id}")
+        appt.request_id = req.id
     req.status, req.handled_by = body.status.value, ctx.user.id
     if body.appointment_id is not None:
         req.appointment_id = body.appointment_id

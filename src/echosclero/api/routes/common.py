@@ -7,6 +7,7 @@ helpers commit (with the entry), so that a route cannot read or write patient da
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -135,10 +136,11 @@ def require_session_of(ctx: Ctx, session_id: int | None, *, patient_id: int) -> 
             raise HTTPProblem(422, f"session {session_id} is not a session of patient {patient_id}")
 
 
-def latest_candidacy(ctx: Ctx, patient_id: int) -> Candidacy | None:
+def latest_candidacy(ctx: Ctx, patient_id: int, *, on: date) -> Candidacy | None:
+    """The newest checklist assessed on or before ``on`` (a checklist dated later says nothing about that day)."""
     return ctx.db.scalars(
         select(Candidacy)
-        .where(Candidacy.patient_id == patient_id)
+        .where(Candidacy.patient_id == patient_id, Candidacy.assessed_on <= on)
         .order_by(Candidacy.assessed_on.desc(), Candidacy.id.desc())
         .limit(1)
     ).first()

@@ -66,6 +66,20 @@ def list_followups(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
 def add_followup(patient_id: PathId, body: FollowupIn, ctx: Need(P.FOLLOWUP_WRITE)):
     get_patient(ctx, patient_id)
     require_session_of(ctx, body.session_id, patient_id=patient_id)
+    if body.session_id is not None:  # the automatic follow-up of that kind, if any, is this one: merged
+        auto = ctx.db.scalars(
+            select(Followup).where(
+                Followup.session_id == body.session_id, Followup.kind == body.kind.value, Followup.status == "scheduled"
+            )
+        ).first()
+        if auto is not None:
+            auto.due_on = body.due_on
+            if body.notes:
+                auto.notes = "\n".join(n for n in (auto.notes, body.notes) if n)
+            ctx.audit("update", "followup", auto.id, patient_id=patient_id, merged=True, fields=["due_on", "notes"])
+            out = followup_out(ctx, auto)
+            ctx.commit()
+            return out
     f = Followup(
         patient_id=patient_id,
         session_id=body.session_id,
@@ -86,18 +100,18 @@ def update_followup(followup_id: PathId, body: FollowupPatch, ctx: Need(P.FOLLOW
         f.status = "done"
     if f.status == "done" and f.done_on is None:
         f.done_on = date.today()
-    for o in body.outcomes:
-        ctx.db.add(
-            SegmentOutcome(
-                followup_id=f.id,
-                patient_id=f.patient_id,
-                limb=o.limb,
-                segment=o.segment,
-                outcome=o.outcome.value,
-                observed_on=f.done_on,
-                diameter_mm=o.diameter_mm,
+    stored = {
+        (o.limb, o.segment): o
+        for o in ctx.db.scalars(select(SegmentOutcome).where(SegmentOutcome.followup_id == f.id))
+    }
+    for o in body.outcomes:  # one outcome per leg and segment of a follow-up: re-sending it updates it
+        row = stored.get((o.limb, o.segment))
+        if row is None:
+            row = stored[(o.limb, o.segment)] = SegmentOutcome(
+                followup_id=f.id, patient_id=f.patient_id, limb=o.limb, segment=o.segment
             )
-        )
+            ctx.db.add(row)
+        row.outcome, row.observed_on, row.diameter_mm = o.outcome.value, f.done_on, o.diameter_mm
     ctx.audit("update", "followup", f.id, patient_id=f.patient_id, fields=fields, outcomes=len(body.outcomes))
     out = followup_out(ctx, f)
     ctx.commit()

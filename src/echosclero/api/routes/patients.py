@@ -2,7 +2,7 @@
 candidacy, test injections, prior treatments."""
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from fastapi import Query, Response
@@ -58,12 +58,57 @@ from echosclero.store.models import (
 router = api_router("patients")
 
 
+#: Patient fields that are clinical data: read *and written* only by roles with clinical access.
+CLINICAL_FIELDS = ("weight_kg", "notes")
+
+
 def patient_out(ctx: Ctx, p: Patient) -> PatientOut:
     out = PatientOut.model_validate(p)
     if not ctx.can(P.CLINICAL_READ):
         out.weight_kg = None
         out.notes = None
+        out.restricted = list(CLINICAL_FIELDS)
     return out
+
+
+def _check_field_rights(ctx: Ctx, given: dict) -> None:
+    """403 when a role without clinical access writes a clinical field (as it may not read one)."""
+    if ctx.can(P.CLINICAL_READ):
+        return
+    bad = [f for f in CLINICAL_FIELDS if given.get(f) not in (None, "")]
+    if bad:
+        ctx.audit("denied", "patient_field", fields=bad, needed=P.CLINICAL_READ.value)
+        ctx.commit()
+        raise HTTPProblem(
+            403,
+            f"your role ({ctx.user.role}) may not write {', '.join(bad)} (clinical data, written by clinical roles "
+            "only); leave it out",
+        )
+
+
+def _recheck_doses(ctx: Ctx, p: Patient, old_weight: float | None, override_reason: str | None) -> list:
+    """A new body weight re-checks the polidocanol already given today (clinic time) against the new limit."""
+    from echosclero.api.routes.treatment import day_injections
+    from echosclero.clinic.dosing import Agent as A
+    from echosclero.clinic.dosing import Dose
+
+    rows = day_injections(ctx, p.id, ctx.settings.day_of(datetime.now(UTC)))
+    mg = sum(
+        Dose(i.segment, i.agent, i.form, i.concentration_pct, i.volume_ml, i.liquid_gas_ratio).mass_mg
+        for i, _ in rows
+        if i.agent == A.POLIDOCANOL.value
+    )
+    rule = ctx.rules()["POLIDOCANOL_DAILY_MG_PER_KG"]
+    limit = float(rule.value) * p.weight_kg
+    if mg <= limit + 1e-9:
+        return []
+    v = Violation(
+        rule,
+        f"polidocanol given today is {mg:.1f} mg; with weight_kg {p.weight_kg:g} (was {old_weight}) the limit "
+        f"would be {float(rule.value):g} mg/kg x {p.weight_kg:g} kg = {limit:.1f} mg",
+        "weight_kg",
+    )
+    return ctx.enforce([v], override_reason, resource="patient_weight", patient_id=p.id)
 
 
 @router.get("/patients", response_model=list[PatientOut])
@@ -86,6 +131,7 @@ def list_patients(
 
 @router.post("/patients", response_model=PatientOut, status_code=201)
 def create_patient(body: PatientIn, ctx: Need(P.PATIENT_WRITE)):
+    _check_field_rights(ctx, body.model_dump())
     p = Patient(**body.model_dump(exclude={"sex"}), sex=body.sex.value)
     return patient_out(ctx, create(ctx, p, resource="patient"))
 
@@ -101,16 +147,26 @@ def read_patient(patient_id: PathId, ctx: Need(P.PATIENT_READ)):
 @router.patch("/patients/{patient_id}", response_model=PatientOut)
 def update_patient(patient_id: PathId, body: PatientPatch, ctx: Need(P.PATIENT_WRITE)):
     p = get_patient(ctx, patient_id, lock=True)
-    changes = body.model_dump(exclude_unset=True)
-    fields = apply_changes(
-        p, changes, skip_none=("family_name", "given_name", "birth_date", "sex", "weight_kg", "notes")
-    )
-    detail = {"fields": fields}
-    if changes.get("weight_kg") is not None:
-        detail["weight_kg"] = changes["weight_kg"]  # dosing depends on it: keep the history in the audit log
-    ctx.audit("update", "patient", p.id, patient_id=p.id, **detail)
+    changes = body.model_dump(exclude_unset=True, exclude={"override_reason"})
+    _check_field_rights(ctx, changes)
+    skip = ("family_name", "given_name", "birth_date", "sex", "weight_kg", "notes")
+    before = {k: getattr(p, k) for k in changes if hasattr(p, k)}
+    fields = apply_changes(p, changes, skip_none=skip)
+    after = {k: getattr(p, k) for k in before}
+    changed = {k: {"old": _plain(before[k]), "new": _plain(after[k])} for k in before if before[k] != after[k]}
+    warnings = []
+    if "weight_kg" in changed and p.weight_kg is not None:  # a dosing input: re-check today's doses
+        warnings = _recheck_doses(ctx, p, before["weight_kg"], body.override_reason)
+    # old and new values are kept under "clinical": readers without clinical access see them withheld
+    ctx.audit("update", "patient", p.id, patient_id=p.id, fields=fields, clinical={"changes": changed})
     ctx.commit()
-    return patient_out(ctx, p)
+    out = patient_out(ctx, p)
+    out.warnings = [w.as_dict() for w in warnings]
+    return out
+
+
+def _plain(v):
+    return v.isoformat() if isinstance(v, date) else v
 
 
 def _add(ctx: Ctx, model, body, *, patient_id: int, resource: str, **values):
@@ -148,6 +204,7 @@ def add_exam(patient_id: PathId, body: ExamIn, ctx: Need(P.EXAM_WRITE)):
         limb=body.limb,
         vein_map=vein_map,
         findings=body.findings,
+        patient_position=body.patient_position.value if body.patient_position else None,
         created_by=ctx.user.id,
     )
     return create(ctx, exam, resource="exam", patient_id=patient_id, findings=len(vein_map["findings"]))
@@ -235,6 +292,12 @@ def list_candidacy(patient_id: PathId, ctx: Need(P.CLINICAL_READ)):
 @router.post("/patients/{patient_id}/candidacy", response_model=CandidacyOut, status_code=201)
 def add_candidacy(patient_id: PathId, body: CandidacyIn, ctx: Need(P.CANDIDACY_WRITE)):
     get_patient(ctx, patient_id)
+    if body.assessed_on > date.today():
+        raise HTTPProblem(
+            422,
+            f"assessed_on {body.assessed_on.isoformat()} is in the future; a checklist records what was assessed, "
+            "on the day it was assessed",
+        )
     c = Candidacy(
         patient_id=patient_id,
         assessed_on=body.assessed_on,
