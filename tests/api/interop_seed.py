@@ -17,11 +17,12 @@ def make_results(folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     assert main(["simulate", "sfj_reflux", "--out", str(folder / "sim"), "--seed", "1"]) == 0
     dcm = folder / "sim" / "sfj_reflux.dcm"
-    assert main(["reflux", str(dcm), "--segment", "GSVa", "--json", str(folder / "r.json")]) == 0
+    assert main(["reflux", str(dcm), "--segment", "SFJ", "--json", str(folder / "r.json")]) == 0
     assert main(["analyze", "sim:artery_near_miss", "--max-frames", str(ANALYSIS_FRAMES),
                  "--json", str(folder / "a.json")]) == 0
     truth = json.loads((folder / "sim" / "truth.json").read_text())
-    return {"reflux": json.loads((folder / "r.json").read_text()), "analysis": json.loads((folder / "a.json").read_text()),
+    return {"reflux": json.loads((folder / "r.json").read_text()),
+            "analysis": json.loads((folder / "a.json").read_text()),
             "doppler_dcm": dcm, "truth": truth}
 
 
@@ -42,9 +43,9 @@ def seed_pathway(client, make, auth, results: dict) -> dict:
         ]},
         "findings": "Incompetent SFJ and GSV above and below the knee; deep veins competent.",
     })
-    make.post(f"/api/patients/{pid}/assessments", {"assessed_on": (today - timedelta(days=7)).isoformat(),
-                                                   "limb": "left", "ceap": "C2S Ep As,p Pr", "vcss_items": {"pain": 1,
-                                                                                                         "varicose_veins": 2}})
+    make.post(f"/api/patients/{pid}/assessments", {
+        "assessed_on": (today - timedelta(days=7)).isoformat(), "limb": "left", "ceap": "C2S Ep As,p Pr",
+        "vcss_items": {"pain": 1, "varicose_veins": 2}})
     r = client.post(f"/api/exams/{exam['id']}/results", headers=h, json={"document": results["reflux"]})
     assert r.status_code == 201, r.text
     plan = make.post(f"/api/patients/{pid}/plans", {"limb": "left", "items": [

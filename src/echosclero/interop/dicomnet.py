@@ -339,8 +339,9 @@ class Receiver:
         analysis, error = None, None
         if self.config.analyse and sop_class in _IMAGE_CLASSES:
             analysis, error = self._analyse(path)
-            self._say(f"analysed {uid}: " + (error or f"{analysis['n_frames']} frame(s), "
-                                             f"{len(analysis['alerts'])} alert(s), {len(analysis['vessels'])} vessel(s)"))
+            done = error or (f"{analysis['n_frames']} frame(s), {len(analysis['alerts'])} alert(s), "
+                             f"{len(analysis['vessels'])} vessel(s)")
+            self._say(f"analysed {uid}: {done}")
             if analysis is not None:
                 self.counts["analysed"] += 1
         fwd_error, fwd_at = None, None

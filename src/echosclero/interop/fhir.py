@@ -37,7 +37,10 @@ LOCAL_SYSTEM = "https://echosclero.org/fhir/CodeSystem/echosclero"
 ID_SYSTEM = "https://echosclero.org/fhir/NamingSystem/patient-record-number"
 _NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://echosclero.org/fhir")
 _LIMB = {"left": ("32153003", "Structure of left lower limb"), "right": ("62175007", "Structure of right lower limb")}
-_AGENT = {"polidocanol": ("C05BB02", "polidocanol"), "sodium_tetradecyl_sulfate": ("C05BB04", "sodium tetradecyl sulfate")}
+_AGENT = {
+    "polidocanol": ("C05BB02", "polidocanol"),
+    "sodium_tetradecyl_sulfate": ("C05BB04", "sodium tetradecyl sulfate"),
+}
 
 
 def _uuid(*parts) -> str:
@@ -167,7 +170,8 @@ def pathway_bundle(pw: Pathway) -> dict:
     for plan in pw.plans:
         activities = [{"detail": {
             "status": "completed" if plan.status == "done" else "not-started",
-            "description": f"{i.segment}: {i.agent} {i.form} {i.concentration_pct:g}%, up to {i.planned_volume_ml:g} ml",
+            "description": f"{i.segment}: {i.agent} {i.form} {i.concentration_pct:g}%, "
+                           f"up to {i.planned_volume_ml:g} ml",
             "code": {"text": "sclerotherapy"},
         }} for i in plan.items]
         care = {
@@ -179,7 +183,8 @@ def pathway_bundle(pw: Pathway) -> dict:
             "created": _dt(plan.created_at),
             "activity": activities or [{"detail": {"status": "not-started", "description": "no item"}}],
         }
-        regimens = sorted({r.session.regimen for r in pw.sessions if r.session.plan_id == plan.id and r.session.regimen})
+        regimens = sorted({r.session.regimen for r in pw.sessions
+                           if r.session.plan_id == plan.id and r.session.regimen})
         if regimens or plan.notes:
             care["note"] = [{"text": t} for t in ([plan.notes] if plan.notes else []) +
                             [f"aftercare regimen {x}" for x in regimens]]
@@ -246,7 +251,8 @@ def pathway_bundle(pw: Pathway) -> dict:
     bundle = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid5(_NS, f"bundle/{p.id}")),
-        "meta": {"tag": [{"system": LOCAL_SYSTEM, "code": "echosclero-export", "display": f"EchoSclero {__version__}"}]},
+        "meta": {"tag": [{"system": LOCAL_SYSTEM, "code": "echosclero-export",
+                          "display": f"EchoSclero {__version__}"}]},
         "type": "collection",
         "timestamp": datetime.now(UTC).isoformat(),
         "entry": entries,

@@ -177,7 +177,8 @@ def procedure_report_pdf(pw: Pathway, *, session_id: int) -> bytes:
     if rec.exam is None:
         story.append(_p(f"No duplex exam of the {s.limb} leg recorded before this session."))
     else:
-        story.append(_table(_findings_rows(pw, rec.exam), widths=[14 * mm, 26 * mm, 24 * mm, 22 * mm, 26 * mm, 60 * mm]))
+        widths = [14 * mm, 26 * mm, 24 * mm, 22 * mm, 26 * mm, 60 * mm]
+        story.append(_table(_findings_rows(pw, rec.exam), widths=widths))
         if rec.exam.findings:
             story.append(_p(rec.exam.findings, _SMALL))
         story.append(Spacer(1, 3 * mm))
@@ -290,7 +291,8 @@ def _handout_dates(pw: Pathway, rec: SessionRecord | None, today: date) -> dict:
     items = [{"date": f"{f.due_on:%A %d %B %Y}", "purpose": f.purpose or f.kind.replace("_", " ")} for f in fus]
     appts = [a for a in pw.appointments if a.status == "booked" and a.start_at.date() > (
         rec.session.session_date if rec else today) and a.kind != "treatment"]
-    items += [{"date": f"{a.start_at:%A %d %B %Y, %H:%M}", "purpose": {"followup": "follow-up"}.get(a.kind, a.kind.replace("_", " ")) + " appointment"}
+    items += [{"date": f"{a.start_at:%A %d %B %Y, %H:%M}",
+               "purpose": {"followup": "follow-up"}.get(a.kind, a.kind.replace("_", " ")) + " appointment"}
               for a in appts]
     return {"procedure": when, "followups": items}
 
@@ -347,7 +349,8 @@ def handout_pdf(pw: Pathway, *, session_id: int | None = None, regimen: str | No
     """The patient's handout (large type): before the treatment, after it, warning signs, follow-up dates."""
     texts = handout_text(pw, session_id=session_id, regimen=regimen, notice_hours=notice_hours, today=today)
     if not texts["aftercare"].strip():
-        raise InputError("the aftercare template renders to nothing; edit it (PUT /api/instruction-templates/aftercare)")
+        raise InputError("the aftercare template renders to nothing; edit it "
+                         "(PUT /api/instruction-templates/aftercare)")
     story: list = [_p(f"{pw.clinic.name}: your sclerotherapy", _H1)]
     if pw.clinic.phone:
         story.append(_p(f"Telephone {pw.clinic.phone}", _BIG))

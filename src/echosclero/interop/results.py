@@ -85,7 +85,9 @@ def summarise_reflux(doc: Mapping) -> dict:
         reflux_ms = float(doc["reflux_ms"]) if doc.get("reflux_ms") is not None else None
         trace = np.asarray(doc.get("trace") or [], dtype=float).reshape(-1, 2)
     except (TypeError, ValueError, KeyError) as exc:
-        raise InputError(f"reflux document is malformed ({exc}); write it again with `echosclero reflux --json`")
+        raise InputError(
+            f"reflux document is malformed ({exc}); write it again with `echosclero reflux --json`"
+        ) from None
     if len(trace) > TRACE_POINTS:
         trace = trace[np.linspace(0, len(trace) - 1, TRACE_POINTS).round().astype(int)]
     keep = ("peak_reflux_velocity_cm_s", "peak_antegrade_velocity_cm_s", "reflux_start_s", "reflux_end_s",
