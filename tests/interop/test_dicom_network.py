@@ -179,6 +179,22 @@ def test_storescu_to_receiver_forwarded_to_orthanc(record, orthanc, tmp_path):
         assert all(p.is_file() for p in stored)
         audits = db.scalars(select(AuditEntry).where(AuditEntry.resource == "dicom_instance")).all()
         assert len(audits) == len(files) and {a.username for a in audits} == {"dicom:STORESCU"}
+    # an SR of the patient's session, exported and sent to the PACS by the command line
+    from datetime import date
+
+    from echosclero.cli import main
+    from echosclero.store.models import Session
+
+    with record() as db:
+        s = Session(patient_id=1, session_date=date.today(), limb="left")
+        db.add(s)
+        db.commit()
+        sid = s.id
+    url = str(record.kw["bind"].url)
+    assert main(["export", "--session", str(sid), "--format", "sr", "--out", str(tmp_path / "sr.dcm"),
+                 "--send", f"ORTHANC@127.0.0.1:{ORTHANC_DICOM}", "--database-url", url]) == 0
+    uids["sr.dcm"] = str(pydicom.dcmread(tmp_path / "sr.dcm").SOPInstanceUID)
+    shutil.copy(tmp_path / "sr.dcm", tmp_path / "send" / "sr.dcm")
     # the PACS has every one, whole: same SOP Instance UID and number of frames
     for name, uid in uids.items():
         found = _http("/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": uid}})

@@ -26,6 +26,7 @@ examples:
   echosclero export --session 12 --format pdf --out report.pdf
   echosclero export --session 12 --format sr --out report-sr.dcm && dciodvfy report-sr.dcm
   echosclero export --patient 3 --format fhir --out patient3.json
+  echosclero export --session 12 --format sr --out sr.dcm --send PACS@10.0.0.7:104
 """
 
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     which.add_argument("--patient", type=int, metavar="ID", help="a patient (FHIR only)")
     p.add_argument("--format", required=True, choices=("pdf", "sr", "fhir"))
     p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--send", metavar="AE@HOST:PORT", help="also send the SR to this PACS (C-STORE)")
     add_database_option(p)
     p.set_defaults(func=run)
 
@@ -55,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.patient is not None and args.format != "fhir":
         raise InputError(f"--patient exports FHIR only; for --format {args.format} give --session ID")
+    if args.send and args.format != "sr":
+        raise InputError("--send sends a DICOM SR: use it with --format sr")
+    peer = None
+    if args.send:
+        from echosclero.interop.dicomnet import parse_peer
+
+        peer = parse_peer(args.send)
     with sessionmaker_for(args)() as db:
         if args.session is not None:
             s = db.get(Session, args.session)
@@ -86,4 +95,13 @@ def run(args: argparse.Namespace) -> int:
               format=args.format, out=str(args.out), bytes=len(data))
         commit(db)
     print(f"wrote {args.out} ({args.format}, {len(data)} bytes)")
+    if peer is not None:
+        from pathlib import Path
+
+        from echosclero.interop.dicomnet import send_files
+
+        (_, error), = send_files([Path(args.out)], peer)
+        if error:
+            raise InputError(f"the SR is written, but sending it to {peer} failed: {error}")
+        print(f"sent {args.out} to {peer}")
     return 0

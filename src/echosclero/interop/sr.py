@@ -159,7 +159,12 @@ def _evidence(pw: Pathway, study_uid: str, links: list[dict], session_id: int) -
 
     if links:
         return [ds_for(link) for link in links], True
-    return [ds_for(None)], False
+    # no source image: highdicom still reads the study and patient from one evidence data set; it is given
+    # placeholder instance UIDs and not recorded in the SR (record_evidence=False)
+    study = ds_for(None)
+    study.SeriesInstanceUID, study.SOPInstanceUID = generate_uid(), generate_uid()
+    study.SOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    return [study], False
 
 
 def session_sr(pw: Pathway, *, session_id: int, operator: str = "") -> Dataset:
