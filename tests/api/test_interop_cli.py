@@ -53,7 +53,8 @@ def test_export_handout_attach_commands(client, make, auth, results, engine, tmp
 @pytest.mark.parametrize("argv, needle", [
     (["export", "--patient", "1", "--format", "pdf", "--out", "x.pdf"], "--patient exports FHIR only"),
     (["export", "--session", "999", "--format", "pdf", "--out", "x.pdf"], "no session 999"),
-    (["export", "--session", "1", "--format", "pdf", "--out", "x.pdf", "--send", "PACS@h:1"], "--send sends a DICOM SR"),
+    (["export", "--session", "1", "--format", "pdf", "--out", "x.pdf", "--send", "PACS@h:1"],
+     "--send sends a DICOM SR"),
     (["handout", "--patient", "999", "--out", "x.pdf"], "no patient 999"),
     (["attach", "missing.json", "--exam", "1"], "no such file: missing.json"),
     (["attach", "bad.json", "--session", "1"], "is not a JSON result"),

@@ -186,17 +186,16 @@ def procedure_report_pdf(pw: Pathway, *, session_id: int) -> bytes:
         png = _reflux_png(pw.exam_results.get(rec.exam.id, []) + rec.results)
         if png:
             story.append(KeepTogether([_p("Reflux traces (spectral Doppler)", _H2), _image(png, 160)]))
-    story.append(_p("Plan", _H2))
     if rec.plan is None:
-        story.append(_p("No plan linked to this session."))
+        story += [_p("Plan", _H2), _p("No plan linked to this session.")]
     else:
         rows = [["segment", "agent", "form", "concentration (%)", "planned volume (ml)"]]
         rows += [[i.segment, i.agent, i.form + (f" {i.liquid_gas_ratio}" if i.liquid_gas_ratio else ""),
                   _fmt(i.concentration_pct, nd=2), _fmt(i.planned_volume_ml)] for i in rec.plan.items]
-        story.append(_table(rows))
+        story.append(KeepTogether([_p("Plan", _H2), _table(rows)]))
         if rec.plan.notes:
             story.append(_p(rec.plan.notes, _SMALL))
-    story.append(_p("Injections", _H2))
+    heading = _p("Injections", _H2)
     rows = [["time (UTC)", "segment", "agent", "form", "conc. (%)", "volume (ml)", "drug (mg)", "US confirmed",
              "spread (cm)", "spasm", "image"]]
     for i in rec.injections:
@@ -207,7 +206,7 @@ def procedure_report_pdf(pw: Pathway, *, session_id: int) -> bytes:
                      {True: "yes", False: "no", None: "-"}[i.spasm], i.frame_ref or "-"])
     if len(rows) == 1:
         rows.append(["no injection recorded"] + [""] * 10)
-    story.append(_table(rows))
+    story.append(KeepTogether([heading, _table(rows)]))
     t = rec.totals
     story.append(Spacer(1, 2 * mm))
     lim = rec.limits
@@ -237,16 +236,17 @@ def procedure_report_pdf(pw: Pathway, *, session_id: int) -> bytes:
         sources = {(r.source, r.sop_instance_uid) for r in analyses}
         for src, uid in sorted(sources, key=str):
             story.append(_p(f"source: {src}" + (f" (SOP Instance UID {uid})" if uid else ""), _SMALL))
-    story.append(_p("Alerts raised", _H2))
     alerts = [(r, a) for r in analyses for a in r.summary.get("alerts", [])]
     warn = s.warnings or []
+    block = [_p("Alerts raised", _H2)]
     if not alerts and not warn:
-        story.append(_p("None recorded."))
+        block.append(_p("None recorded."))
     if alerts:
         rows = [["alert", "severity", "first at", "frames", "message"]]
         rows += [[a["code"], a.get("severity") or "", f"{a['first_t_s']:.2f} s (frame {a['first_index']})",
                   str(a["frames"]), a.get("message") or ""] for _r, a in alerts]
-        story.append(_table(rows, widths=[34 * mm, 16 * mm, 30 * mm, 14 * mm, 80 * mm]))
+        block.append(_table(rows, widths=[34 * mm, 16 * mm, 30 * mm, 14 * mm, 80 * mm]))
+    story.append(KeepTogether(block))
     for w in warn:
         story.append(_p(f"Rule: {w.get('rule', w.get('code', ''))}: {w.get('message', '')}", _SMALL))
     story.append(_p("Observation, compression and aftercare", _H2))
