@@ -46,7 +46,13 @@ def seed_pathway(client, make, auth, results: dict) -> dict:
     make.post(f"/api/patients/{pid}/assessments", {
         "assessed_on": (today - timedelta(days=7)).isoformat(), "limb": "left", "ceap": "C2S Ep As,p Pr",
         "vcss_items": {"pain": 1, "varicose_veins": 2}})
-    r = client.post(f"/api/exams/{exam['id']}/results", headers=h, json={"document": results["reflux"]})
+    import pydicom
+
+    ds = pydicom.dcmread(results["doppler_dcm"], stop_before_pixels=True)  # the workstation's side of the upload
+    source_image = {"sop_instance_uid": ds.SOPInstanceUID, "sop_class_uid": ds.SOPClassUID,
+                    "series_instance_uid": ds.SeriesInstanceUID, "study_instance_uid": ds.StudyInstanceUID}
+    r = client.post(f"/api/exams/{exam['id']}/results", headers=h,
+                    json={"document": results["reflux"], "source_image": source_image})
     assert r.status_code == 201, r.text
     plan = make.post(f"/api/patients/{pid}/plans", {"limb": "left", "items": [
         {"segment": "GSVa", "agent": "polidocanol", "form": "foam", "liquid_gas_ratio": "1:4",

@@ -260,3 +260,23 @@ def test_exports_need_clinical_read_and_bad_input_is_refused(client, make, auth,
     assert vm[0]["segment"] == "GSVa" and vm[0]["diameter_mm"] == pytest.approx(float(np.median(diams)), abs=0.01)
     assert client.post(f"/api/exams/{exam['id']}/results", json={"document": results["reflux"]},
                        headers=auth("nurse")).status_code == 403
+
+
+def test_upload_reads_no_server_path_and_malformed_documents_are_refused(client, make, auth, results, tmp_path):
+    """A document naming a file of the server gets no UIDs nor pictures from it; a malformed one is a 422."""
+    p = make.ready_patient()
+    s = make.session(p["id"])
+    h = auth("physician")
+    doc = results["analysis"] | {"source": str(results["doppler_dcm"])}  # a DICOM file on this machine
+    r = client.post(f"/api/sessions/{s['id']}/results", json={"document": doc}, headers=h)
+    assert r.status_code == 201 and r.json()["sop_instance_uid"] is None
+    assert all(k["image"] is None for k in r.json()["key_frames"])
+    for bad in ({"schema": "echosclero.analysis/1", "frames": [{"index": 0, "t_s": 0, "vessels": [1]}]},
+                {"schema": "echosclero.analysis/1", "frames": "x"},
+                {"schema": "echosclero.reflux/1", "reflux_ms": "slow", "trace": []}):
+        r = client.post(f"/api/sessions/{s['id']}/results", json={"document": bad}, headers=h)
+        assert r.status_code == 422 and "malformed" in r.json()["message"] or "frames" in r.json()["message"], r.text
+    r = client.post(f"/api/sessions/{s['id']}/results", headers=h,
+                    json={"document": results["analysis"], "source_image": {"sop_instance_uid": "x",
+                                                                              "sop_class_uid": "1.2"}})
+    assert r.status_code == 422

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from echosclero.errors import InputError
@@ -100,6 +101,14 @@ def summarise_reflux(doc: Mapping) -> dict:
 
 def summarise_analysis(doc: Mapping) -> dict:
     """Alerts (first frame, count), vessels (median diameter, frames seen) and key frames of an analysis."""
+    try:
+        return _summarise_analysis(doc)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"analysis document is malformed ({type(exc).__name__}: {exc}); write it again with "
+                         "`echosclero analyze --json`") from None
+
+
+def _summarise_analysis(doc: Mapping) -> dict:
     frames = doc.get("frames")
     if not isinstance(frames, list):
         raise InputError("analysis document has no 'frames' list; write it again with `echosclero analyze --json`")
@@ -238,6 +247,7 @@ def attach_result(
     user_id: int | None = None,
     mm_per_px: float | None = None,
     key_frame_images: bool = True,
+    read_files: bool = True,
 ) -> m.AttachedResult:
     """Attach one result document; the caller commits (with its audit entry).
 
@@ -254,7 +264,11 @@ def attach_result(
         Analysis into an exam: the tracked vessel id whose diameter is taken (default: the superficial vein
         seen in the most frames).
     link
-        UIDs of the source image (``sop_instance_uid``, ...); default: read from the source file if it is one.
+        UIDs of the source image (``sop_instance_uid``, ...); default: those of the received DICOM instance at
+        the source's path, else read from the source file if it is one.
+    read_files
+        ``False`` for uploads (the API): the source is read again (UIDs, key frame pictures) only when it is
+        an image the receiver stored or a ``sim:`` scenario, never another path named in the document.
 
     Raises
     ------
@@ -270,7 +284,15 @@ def attach_result(
         raise InputError(f"no {what} {exam_id if exam_id is not None else session_id} in the record")
     summary = summarise_reflux(doc) if kind == "reflux" else summarise_analysis(doc)
     source = str(doc.get("source") or "")
-    link = dict(link) if link else dicom_link(source)
+    received = db.scalars(select(m.DicomInstance).where(m.DicomInstance.path == source)).first() if source else None
+    if link:
+        link = dict(link)
+    elif received is not None:
+        link = {"sop_instance_uid": received.sop_instance_uid, "series_instance_uid": received.series_instance_uid,
+                "study_instance_uid": received.study_instance_uid, "sop_class_uid": received.sop_class_uid}
+    else:
+        link = dicom_link(source) if read_files else {}
+    readable = read_files or received is not None or source.startswith("sim:")
     if kind == "reflux" and segment is None:
         segment = (doc.get("classification") or {}).get("segment")
     side = leg or target.limb
@@ -315,7 +337,8 @@ def attach_result(
     db.flush()
     if kind == "analysis" and session_id is not None:
         wanted = {k["index"] for k in summary["key_frames"]}
-        pngs = _key_frame_pngs(doc, wanted, source=source, mm_per_px=mm_per_px) if key_frame_images else {}
+        pngs = (_key_frame_pngs(doc, wanted, source=source, mm_per_px=mm_per_px)
+                if key_frame_images and readable else {})
         for k in summary["key_frames"]:
             db.add(m.KeyFrame(result_id=result.id, frame_index=k["index"], t_s=k["t_s"], reason=k["reason"][:200],
                               png=pngs.get(k["index"])))

@@ -105,9 +105,24 @@ def export_patient(patient_id: PathId, ctx: Need(P.CLINICAL_READ), format: Liter
 # --- results into the record ---
 
 
+Uid = Annotated[str, Field(max_length=64, pattern=r"^[0-9]+(\.[0-9]+)+$")]
+
+
+class SourceImage(BaseModel):
+    """The DICOM identity of the result's source image, as the uploading workstation read it."""
+
+    model_config = ConfigDict(extra="forbid")
+    sop_instance_uid: Uid
+    sop_class_uid: Uid
+    series_instance_uid: Uid | None = None
+    study_instance_uid: Uid | None = None
+
+
 class ResultIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     document: dict[str, Any] = Field(description="the JSON of `echosclero analyze --json` or `reflux --json`")
+    source_image: SourceImage | None = Field(
+        None, description="the source image's UIDs (default: those of the received DICOM instance it names)")
     segment: Annotated[str | None, Field(max_length=20)] = None
     leg: Literal["left", "right"] | None = None
     vessel: Annotated[str | None, Field(max_length=20, description="analysis into an exam: the vessel id")] = None
@@ -146,8 +161,10 @@ def _attach(ctx: Ctx, body: ResultIn, **target) -> ResultOut:
 
     if len(json.dumps(body.document)) > MAX_RESULT_BYTES:
         raise HTTPProblem(413, f"result document larger than {MAX_RESULT_BYTES // 2**20} MiB")
-    r = attach_result(ctx.db, body.document, segment=body.segment, leg=body.leg, vessel=body.vessel,
-                      user_id=ctx.user.id, **target)
+    link = body.source_image.model_dump(exclude_none=True) if body.source_image else None
+    # an upload names paths of the client's machine: the server reads none but its own received images
+    r = attach_result(ctx.db, body.document, segment=body.segment, leg=body.leg, vessel=body.vessel, link=link,
+                      user_id=ctx.user.id, read_files=False, **target)
     ctx.audit("create", "result", r.id, patient_id=r.patient_id, kind=r.kind, segment=r.segment, **target)
     out = _result_out(ctx, r)
     ctx.commit()
