@@ -3,18 +3,22 @@ attached, for the report, SR and FHIR tests."""
 
 from __future__ import annotations
 
+import functools
 import json
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from echosclero.cli import main
 
-ANALYSIS_FRAMES = 40
+ANALYSIS_FRAMES = 30  # the needle enters the artery at frame 24 (TIP_IN_ARTERY)
 
 
-def make_results(folder: Path) -> dict:
-    """``reflux`` of the simulated SFJ Doppler and ``analyze`` of the artery near miss, as the CLI writes them."""
-    folder.mkdir(parents=True, exist_ok=True)
+@functools.cache
+def make_results() -> dict:
+    """``reflux`` of the simulated SFJ Doppler and ``analyze`` of the artery near miss, as the CLI writes them
+    (once per test process; the files live until the process ends)."""
+    folder = Path(tempfile.mkdtemp(prefix="echosclero-interop-"))
     assert main(["simulate", "sfj_reflux", "--out", str(folder / "sim"), "--seed", "1"]) == 0
     dcm = folder / "sim" / "sfj_reflux.dcm"
     assert main(["reflux", str(dcm), "--segment", "SFJ", "--json", str(folder / "r.json")]) == 0

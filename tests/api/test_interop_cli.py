@@ -19,8 +19,8 @@ from echosclero.store.models import AuditEntry
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return make_results(tmp_path_factory.mktemp("results-cli"))
+def results():
+    return make_results()
 
 
 def test_export_handout_attach_commands(client, make, auth, results, engine, tmp_path, capsys):

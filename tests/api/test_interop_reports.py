@@ -26,8 +26,8 @@ REFLUX_TOL_MS = 60.0
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return make_results(tmp_path_factory.mktemp("results"))
+def results():
+    return make_results()
 
 
 @pytest.fixture
