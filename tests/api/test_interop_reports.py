@@ -280,3 +280,16 @@ def test_upload_reads_no_server_path_and_malformed_documents_are_refused(client,
                     json={"document": results["analysis"], "source_image": {"sop_instance_uid": "x",
                                                                               "sop_class_uid": "1.2"}})
     assert r.status_code == 422
+
+
+def test_handout_before_the_first_treatment_gives_its_booked_date(client, make, auth, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    p = make.ready_patient(given_name="Bea")
+    when = (datetime.now(UTC) + timedelta(days=10)).replace(hour=9, minute=30, second=0, microsecond=0)
+    r = client.post("/api/appointments", headers=auth("front_desk"),
+                    json={"patient_id": p["id"], "kind": "sclerotherapy", "start": when.isoformat()})
+    assert r.status_code == 201, r.text
+    text = _pdf_text(client.get(f"/api/patients/{p['id']}/handout", headers=auth("nurse")).content, tmp_path)
+    assert f"Your treatment: {when:%A %d %B %Y, %H:%M}" in text and "Before your sclerotherapy, Bea" in text
+    assert "Your follow-up visits" not in text  # none booked yet

@@ -227,7 +227,7 @@ def pathway_bundle(pw: Pathway) -> dict:
                 "note": [{"text": f"drug mass {i.mass_mg:g} mg"}],
             }, "MedicationAdministration", i.id)
     for a in pw.appointments:
-        status = {"booked": "booked", "cancelled": "cancelled", "done": "fulfilled", "no_show": "noshow"}.get(
+        status = {"booked": "booked", "cancelled": "cancelled", "completed": "fulfilled", "no_show": "noshow"}.get(
             a.status, "booked")
         add({
             "resourceType": "Appointment",

@@ -274,14 +274,23 @@ def procedure_report_pdf(pw: Pathway, *, session_id: int) -> bytes:
     return _build(story, title=f"Procedure report, session {s.id}", author=pw.clinic.name)
 
 
+_TREATMENT_KINDS = ("sclerotherapy", "test_injection")
+
+
+def _next_treatment(pw: Pathway, today: date):
+    booked = [a for a in pw.appointments if a.status == "booked" and a.start_at.date() >= today
+              and a.kind in _TREATMENT_KINDS]
+    return booked[0] if booked else None
+
+
 def _handout_dates(pw: Pathway, rec: SessionRecord | None, today: date) -> dict:
     if rec is not None:
         procedure = rec.session.session_date
         fus = [f for f in rec.followups if f.status == "scheduled"] or [
             f for f in pw.followups if f.status == "scheduled" and f.due_on >= procedure]
     else:
-        nxt = [a for a in pw.appointments if a.status == "booked" and a.start_at.date() >= today]
-        procedure = nxt[0].start_at if nxt else None
+        nxt = _next_treatment(pw, today)
+        procedure = nxt.start_at if nxt else None
         fus = [f for f in pw.followups if f.status == "scheduled" and f.due_on >= today]
     when = ""
     if isinstance(procedure, datetime):
@@ -290,7 +299,7 @@ def _handout_dates(pw: Pathway, rec: SessionRecord | None, today: date) -> dict:
         when = f"{procedure:%A %d %B %Y}"
     items = [{"date": f"{f.due_on:%A %d %B %Y}", "purpose": f.purpose or f.kind.replace("_", " ")} for f in fus]
     appts = [a for a in pw.appointments if a.status == "booked" and a.start_at.date() > (
-        rec.session.session_date if rec else today) and a.kind != "treatment"]
+        rec.session.session_date if rec else today) and a.kind not in _TREATMENT_KINDS]
     items += [{"date": f"{a.start_at:%A %d %B %Y, %H:%M}",
                "purpose": {"followup": "follow-up"}.get(a.kind, a.kind.replace("_", " ")) + " appointment"}
               for a in appts]
@@ -301,7 +310,12 @@ def handout_text(pw: Pathway, *, session_id: int | None = None, regimen: str | N
                  notice_hours: float = aftercare.DEFAULT_NOTICE_HOURS, today: date | None = None) -> dict[str, str]:
     """The handout's two texts (``pre_procedure``, ``aftercare``) filled for this patient."""
     today = today or date.today()
-    rec = pw.session(session_id) if session_id is not None else (pw.sessions[-1] if pw.sessions else None)
+    if session_id is not None:
+        rec = pw.session(session_id)
+    elif _next_treatment(pw, today) is not None:  # the next treatment booked: its date, the follow-ups ahead
+        rec = None
+    else:
+        rec = pw.sessions[-1] if pw.sessions else None
     code = regimen or (rec.session.regimen if rec and rec.session.regimen else None)
     if code is None:
         done = [r.session.regimen for r in pw.sessions if r.session.regimen]
