@@ -30,6 +30,10 @@ COMMANDS = (
     "reflux",
     "serve",
     "users",
+    "attach",
+    "export",
+    "handout",
+    "dicom_receive",
 )
 
 EPILOG = """\

@@ -95,7 +95,7 @@ def test_regimens_have_sources_and_bandage_regimen_prints_days():
         regimen=aftercare.REGIMENS["bandage_then_stocking"],
         clinic={"name": "C", "phone": "1"},
     )
-    assert "bandage on day and night for 5 days" in text
+    assert "Keep the bandage on for 5 days and 5 nights, and keep it dry" in text
 
 
 @pytest.mark.parametrize("bad", ["{{ patient.nme }}", "{% if %}", "{{ ''.__class__.__mro__ }}"])

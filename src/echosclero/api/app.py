@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from echosclero import __version__
 from echosclero.api import errors
 from echosclero.api.ratelimit import RateLimiter
-from echosclero.api.routes import admin, appointments, auth, followup, patients, treatment
+from echosclero.api.routes import admin, appointments, auth, followup, interop, patients, treatment
 from echosclero.api.settings import Settings
 from echosclero.store.db import make_engine, make_sessionmaker
 from echosclero.store.migrate import upgrade
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.login_limiter = RateLimiter("login_failed", settings.login_failures_per_15min, 900.0)
     app.state.login_account_limiter = RateLimiter("login_account", settings.login_failures_per_account_15min, 900.0)
     errors.install(app)
-    for module in (auth, patients, treatment, followup, appointments, admin):
+    for module in (auth, patients, treatment, followup, appointments, admin, interop):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["public"])

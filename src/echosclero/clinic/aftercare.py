@@ -113,40 +113,79 @@ def get_regimen(code: str) -> Regimen:
         raise InputError(f"unknown aftercare regimen {code!r}; valid: {', '.join(REGIMENS)}") from None
 
 
+#: The seed clinics' instructions (shared/CLINICAL.md section 5; clinic policy), for the printed handout and
+#: the API. The clinic edits them (``PUT /api/instruction-templates/{key}``); the regimen fills in the
+#: compression, the record fills in the dates. One instruction per line, "- " starting a bullet.
 DEFAULT_TEMPLATES: dict[str, str] = {
     "pre_procedure": """\
 Before your sclerotherapy, {{ patient.given_name }} {{ patient.family_name }}
-- Avoid aspirin during the week before the procedure unless your doctor prescribed it (clinic policy).
-- Do not apply cream or lotion to your legs on the day.
-- Bring your compression stockings\
+{% if dates.procedure %}Your treatment: {{ dates.procedure }}.
+{% endif %}\
+- Avoid aspirin for a week before the procedure (unless a doctor prescribed it for your heart: then ask us \
+first).
+- On the day, you will stand for part of the visit: the veins are examined and marked standing.
+- Bring a pair of shorts and your compression stocking\
 {% if regimen.stocking_class %} (class {{ regimen.stocking_class }}){% endif %}.
-- Wear loose clothing and comfortable shoes; plan to walk for {{ regimen.walk_minutes }} minutes afterwards.
+- Do not put cream or lotion on your legs on the day.
+- If you need to change or cancel the appointment, tell us at least {{ clinic.notice_hours | hours }} \
+before.
 - Tell us about any allergy, pregnancy, new medicines, a recent clot or planned long-distance travel.
-Questions: {{ clinic.name }}, {{ clinic.phone }}
+Questions: {{ clinic.name }}{% if clinic.phone %}, {{ clinic.phone }}{% endif %}
 """,
     "aftercare": """\
 After your sclerotherapy, {{ patient.given_name }} {{ patient.family_name }} ({{ regimen.title }})
-- Walk for {{ regimen.walk_minutes }} minutes straight after the treatment, and walk every day.
-{% if regimen.bandage_days %}- Keep the bandage on day and night for {{ regimen.bandage_days }} days.
-{% endif %}{% if regimen.stocking_days %}- Wear your compression stocking\
-{% if regimen.stocking_class %} (class \
-{{ regimen.stocking_class }}){% endif %} in the daytime for {{ regimen.stocking_days }} days\
-{% if regimen.stocking_first_night %}, and also the first night{% endif %}.
-{% endif %}- Raise your legs when you sit; avoid standing still for long periods.
-- Avoid strenuous exercise for {{ regimen.exercise_limit_days }} days and sun exposure or sunbeds for \
-{{ regimen.sun_limit_days }} days.
-- Avoid long-distance travel for {{ regimen.travel_limit_days }} days if you can.
-- Tender lumps are common: cool them with ice wrapped in cloth; paracetamol (acetaminophen) helps discomfort.
-- Contact us at once for more than mild pain, swelling of the leg, chest pain, breathlessness, or any visual
-  or neurological symptom: {{ clinic.name }}, {{ clinic.phone }}. In an emergency call your emergency number.
+- Walk for 10-15 minutes straight away, before you go home.
+- For the next 4 hours keep your legs raised, with a short walk every hour.
+- Then take 30 minutes of exercise (walking) every day.
+{% if regimen.bandage_days %}- Keep the bandage on for {{ regimen.bandage_days }} days and \
+{{ regimen.bandage_days }} nights, and keep it dry.
+{% endif %}{% if regimen.stocking_days %}- {% if regimen.bandage_days %}Then wear{% else %}Wear{% endif %} \
+your {% if regimen.stocking_class == 2 %}medium-strength {% endif %}compression stocking\
+{% if regimen.stocking_class %} (class {{ regimen.stocking_class }}){% endif %} in the daytime for \
+{{ regimen.stocking_days | weeks }}{% if regimen.stocking_first_night %}, and also the first night{% endif %}.
+{% endif %}\
+- No strenuous exercise for a few days ({{ regimen.exercise_limit_days | days }}).
+- No sun or sunbed on the treated leg for {{ regimen.sun_limit_days | weeks }}.
+- No long-distance travel for {{ regimen.travel_limit_days | weeks }}.
+- Tender lumps along the vein are common: cool them with ice wrapped in a cloth; paracetamol \
+(acetaminophen) helps discomfort.
+- Warning signs: call us at once for more than mild pain, swelling of the leg, chest pain, \
+breathlessness, or any visual or neurological symptom: {{ clinic.name }}\
+{% if clinic.phone %}, {{ clinic.phone }}{% endif %}. In an emergency call your emergency number.
+{% if dates.followups %}Your follow-up visits:
+{% for f in dates.followups %}- {{ f.date }}: {{ f.purpose }}
+{% endfor %}{% endif %}\
 """,
 }
 
+
+def _days(n) -> str:
+    n = int(n)
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _weeks(n) -> str:
+    """Whole weeks read as weeks ("2 weeks"), other spans as days."""
+    n = int(n)
+    if n >= 7 and n % 7 == 0:
+        return "1 week" if n == 7 else f"{n // 7} weeks"
+    return _days(n)
+
+
+def _hours(n) -> str:
+    n = float(n)
+    return f"{n:g} hours" if n != 1 else "1 hour"
+
+
 _env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=False)
+_env.filters.update(days=_days, weeks=_weeks, hours=_hours)
+#: Appointment notice (hours) when the caller gives none: the default of rule APPOINTMENT_NOTICE_HOURS.
+DEFAULT_NOTICE_HOURS = 48
 _SAMPLE = {
     "patient": {"given_name": "Ann", "family_name": "Example", "age_years": 50},
     "regimen": asdict(REGIMENS["trunk_foam"]),
-    "clinic": {"name": "the clinic", "phone": "000"},
+    "clinic": {"name": "the clinic", "phone": "000", "notice_hours": DEFAULT_NOTICE_HOURS},
+    "dates": {"procedure": "2026-01-05", "followups": [{"date": "2026-01-19", "purpose": "duplex check"}]},
 }
 MAX_TEMPLATE_CHARS = 20_000
 
@@ -160,7 +199,9 @@ def validate_template(text: str) -> str:
     except jinja2.TemplateError as exc:
         raise InputError(
             f"template does not render: {exc}; variables available: patient.given_name, "
-            "patient.family_name, patient.age_years, regimen.<field>, clinic.name, clinic.phone"
+            "patient.family_name, patient.age_years, regimen.<field>, clinic.name, clinic.phone, "
+            "clinic.notice_hours, dates.procedure, dates.followups (each .date, .purpose); filters days, weeks, "
+            "hours"
         ) from None
     return text
 
@@ -171,8 +212,12 @@ def _compiled(text: str) -> jinja2.Template:
     return _env.from_string(text)
 
 
-def render(text: str, *, patient: dict, regimen: Regimen, clinic: dict) -> str:
+def render(text: str, *, patient: dict, regimen: Regimen, clinic: dict, dates: dict | None = None) -> str:
+    """Fill a template. ``clinic`` may give ``notice_hours`` (default 48); ``dates`` the procedure date and
+    the follow-ups booked (``{"procedure": str, "followups": [{"date", "purpose"}]}``; none by default)."""
+    clinic = {"notice_hours": DEFAULT_NOTICE_HOURS} | dict(clinic)
+    dates = {"procedure": "", "followups": []} | dict(dates or {})
     try:
-        return _compiled(text).render(patient=patient, regimen=asdict(regimen), clinic=clinic)
+        return _compiled(text).render(patient=patient, regimen=asdict(regimen), clinic=clinic, dates=dates)
     except jinja2.TemplateError as exc:
         raise InputError(f"instruction template does not render: {exc}") from None

@@ -11,7 +11,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, MetaData, String, Text, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    event,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from echosclero.store.types import UTCDateTime, utcnow
@@ -365,6 +378,68 @@ class RateLimitHit(Base):
     bucket: Mapped[str] = mapped_column(String(20))
     key: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- revision i14_interop (issue 14: results into the record, DICOM received) ---
+
+
+class AttachedResult(Base):
+    """An ``analyze`` or ``reflux`` result attached to an exam or a session, linked to its source image."""
+
+    __tablename__ = "attached_results"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = _pid()
+    exam_id: Mapped[int | None] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), nullable=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "analysis" | "reflux"
+    leg: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    segment: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    series_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sop_class_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[int | None] = _uid()
+    created_at: Mapped[datetime] = _created()
+
+
+class KeyFrame(Base):
+    """A key frame of an attached analysis (an alert raised, foam at its fullest), with its overlay image."""
+
+    __tablename__ = "key_frames"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("attached_results.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    t_s: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(200))
+    png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class DicomInstance(Base):
+    """A DICOM object received by ``echosclero dicom-receive``: filed under a patient, or queued unmatched."""
+
+    __tablename__ = "dicom_instances"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    series_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    dicom_patient_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    dicom_patient_name: Mapped[str] = mapped_column(String(200), default="")
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), index=True)  # "filed" | "unmatched"
+    path: Mapped[str] = mapped_column(String(1000))
+    n_frames: Mapped[int] = mapped_column(Integer, default=1)
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    analysis_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    forward_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[datetime] = _created()
 
 
 class AppendOnlyError(RuntimeError):

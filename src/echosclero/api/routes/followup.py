@@ -188,7 +188,12 @@ def instructions(
     regimen: str | None = Query(
         None, max_length=40, description="default: the regimen of the latest session, else trunk_foam"
     ),
+    format: Literal["json", "pdf"] = Query("json", description="pdf: the printed handout (before and after)"),
 ):
+    if format == "pdf":
+        from echosclero.api.routes.interop import handout_response
+
+        return handout_response(ctx, patient_id, session_id=None, regimen=regimen)
     p = get_patient(ctx, patient_id)
     if regimen is None:
         last = ctx.db.scalars(
@@ -208,7 +213,11 @@ def instructions(
             "age_years": age_years(p.birth_date, on=date.today()),
         },
         regimen=reg,
-        clinic={"name": s.clinic_name, "phone": s.clinic_phone},
+        clinic={
+            "name": s.clinic_name,
+            "phone": s.clinic_phone,
+            "notice_hours": ctx.rules().value("APPOINTMENT_NOTICE_HOURS"),
+        },
     )
     ctx.audit("read", "instructions", patient_id=patient_id, kind=kind, regimen=reg.code)
     ctx.commit()
