@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import File, Form, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import Field
 from sqlalchemy import func, select
 
 from echosclero.api.errors import HTTPProblem
 from echosclero.api.routes.common import Need, P, PathId, api_router, get_or_404, get_patient
-from echosclero.api.schemas import In, PlanItemIn, Short
+from echosclero.api.schemas import In, PlanItemIn, Short, VeinMapIn
 from echosclero.clinic.dosing import Dose, DoseContext, remaining, totals
 from echosclero.clinic.plans import check_plan
 from echosclero.clinic.segments import get_segment
@@ -239,3 +239,12 @@ def read_keyframe(session_id: PathId, name: str, request: Request, ctx: Need(P.C
     ctx.audit("read", "keyframe", name, patient_id=s.patient_id, session_id=s.id)
     ctx.commit()
     return FileResponse(path, media_type="image/png")
+
+
+@router.post("/diagram", summary="The leg diagram of a vein map being edited (interactive SVG; nothing stored)")
+def diagram(body: VeinMapIn, ctx: Need(P.CLINICAL_READ)) -> Response:
+    """The vein map is validated as ``POST /api/patients/{id}/exams`` validates it (a contradiction is a 422)."""
+    from echosclero.mapping.diagram import leg_diagram_svg
+
+    svg = leg_diagram_svg(body.vein_map(), title="Duplex vein map (not saved)", interactive=True)
+    return Response(svg, media_type="image/svg+xml")

@@ -29,6 +29,24 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["version"] = __version__
 
+
+def _reference_data() -> dict:
+    """What the pages' forms offer (segments, VCSS items, roles), from the clinic modules."""
+    from echosclero.clinic.patient import VCSS_ITEMS
+    from echosclero.clinic.roles import Role
+    from echosclero.clinic.segments import SEGMENTS
+
+    segs = SEGMENTS.values() if isinstance(SEGMENTS, dict) else SEGMENTS
+    return {
+        "segments": [{"code": s.code, "name": s.name, "type": s.vein_type.value, "system": s.system.value}
+                     for s in segs],
+        "vcss_items": list(VCSS_ITEMS),
+        "roles": [r.value for r in Role],
+    }
+
+
+templates.env.globals["reference"] = _reference_data
+
 router = APIRouter(include_in_schema=False)
 
 #: (path, label, permission) of the main navigation
