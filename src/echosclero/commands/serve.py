@@ -23,7 +23,8 @@ def register(subparsers) -> None:
         "serve",
         help="run the workstation (browser pages, live view, clinic record API) on 127.0.0.1:8000",
         description="Serve the EchoSclero workstation: open the printed address in a browser and sign in "
-        "(create the first user with `echosclero users create NAME --role admin`). API documentation at /api/docs (works offline), "
+        "(create the first user with `echosclero users create NAME --role admin`). API documentation at "
+        "/api/docs (works offline), "
         "OpenAPI at /api/openapi.json. The database comes from "
         "ECHOSCLERO_DATABASE_URL (default: SQLite in the data folder) and is migrated on start. The token "
         "key comes from ECHOSCLERO_SECRET_KEY, or is generated once into <data folder>/secret_key (0600).",
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "log_config": _log_config(args.log_level, access=args.access_log),
         "access_log": args.access_log,
         "http": "echosclero.api.http:NoDelayHTTPProtocol",
+        "ws": "websockets-sansio",  # the live view's WebSocket
     }
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else shown}:{args.port}/"

@@ -1,8 +1,9 @@
 """JSON the workstation's pages need beyond the record routes, under ``/api/web``: the plan's dose
 calculator, the reflux analyser on an uploaded spectral Doppler DICOM, outcome statistics, and the key
-frames kept with a session. Each route has its permission and audit entry like every other API route."""
+frames kept with a session. Each route has its permission and audit entry like every other API route.
+(No ``from __future__ import annotations`` here: :class:`~echosclero.api.deps.CtxRoute` reads the ``Ctx``
+parameter from the live annotations.)"""
 
-from __future__ import annotations
 
 import base64
 import binascii

@@ -296,7 +296,8 @@ async def live(ws: WebSocket) -> None:
             if kind == "ack":
                 acked.set()
             elif kind == "ping":
-                await ws.send_json({"type": "pong", "t_page_ms": msg.get("t_page_ms"), "t_server_ms": time.time() * 1e3})
+                now_ms = time.time() * 1e3
+                await ws.send_json({"type": "pong", "t_page_ms": msg.get("t_page_ms"), "t_server_ms": now_ms})
             elif kind == "stop":
                 return
 

@@ -428,10 +428,10 @@ pages.plan = async () => {
       h("td", {}, seg),
       h("td", {}, h("select", { name: "agent", "aria-label": `agent ${n}` }, h("option", { value: "polidocanol" }, "polidocanol"), h("option", { value: "sodium_tetradecyl_sulfate" }, "STS"))),
       h("td", {}, h("select", { name: "form", "aria-label": `form ${n}` }, h("option", { value: "foam" }, "foam"), h("option", { value: "liquid" }, "liquid"), h("option", { value: "canister_foam" }, "canister foam"))),
-      h("td", {}, h("input", { name: "concentration_pct", type: "number", step: "0.05", min: "0.05", max: "100", value: item.concentration_pct ?? 1, "aria-label": `concentration % ${n}`, size: 5 })),
+      h("td", {}, h("input", { name: "concentration_pct", type: "number", step: "any", min: "0.05", max: "100", value: item.concentration_pct ?? 1, "aria-label": `concentration % ${n}`, size: 5 })),
       h("td", {}, h("input", { name: "liquid_gas_ratio", value: item.liquid_gas_ratio ?? "1:4", "aria-label": `liquid to gas ratio ${n}`, size: 5 })),
       h("td", {}, h("select", { name: "gas", "aria-label": `gas ${n}` }, ["air", "co2", "co2_o2", "o2"].map((g) => h("option", { value: g }, g)))),
-      h("td", {}, h("input", { name: "planned_volume_ml", type: "number", step: "0.5", min: "0.1", max: "1000", value: item.planned_volume_ml ?? 4, "aria-label": `volume mL ${n}`, size: 5 })),
+      h("td", {}, h("input", { name: "planned_volume_ml", type: "number", step: "any", min: "0.1", max: "1000", value: item.planned_volume_ml ?? 4, "aria-label": `volume mL ${n}`, size: 5 })),
       h("td", {}, h("button", { type: "button", "aria-label": `remove segment ${n}`, onclick: () => { tr.remove(); calc(); } }, "×")));
     tbody.append(tr);
   }

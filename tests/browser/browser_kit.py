@@ -1,0 +1,125 @@
+"""Helpers of the browser tests: a real workstation server (uvicorn in a thread, on a loopback port from
+9300-9399) over a fresh database, the Chromium check (nothing downloaded; skipped with the reason when absent),
+sign-in, axe-core, screenshots."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from echosclero.api.security import hash_password, use_fast_hashing
+from echosclero.store.models import User
+
+use_fast_hashing()  # tests only
+
+CHROMIUM = os.environ.get("ECHOSCLERO_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+SECRET = "browser-test-secret-0123456789-abcdefghijklmnop"
+PASSWORD = "correct horse battery staple"
+ROLES = ["physician", "sonographer", "nurse", "front_desk", "admin"]
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def free_port(lo: int = 9300, hi: int = 9399) -> int:
+    """A free loopback port in this project's range for the browser tests (issue 13: 9300-9399)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    start = lo + 10 + (int("".join(c for c in worker if c.isdigit()) or 0) * 17) % (hi - lo - 10)
+    for port in [*range(start, hi + 1), *range(lo, start)]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {lo}-{hi}")
+
+
+def chromium_or_skip() -> str:
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium` (Debian), or set "
+                    "ECHOSCLERO_CHROMIUM")
+    return CHROMIUM
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        import uvicorn
+
+        from echosclero.api.app import create_app
+        from echosclero.api.settings import Settings
+        from echosclero.store.db import make_engine
+        from echosclero.store.migrate import upgrade
+
+        url = f"sqlite:///{tmp / 'clinic.db'}"
+        self.engine = make_engine(url)
+        upgrade(self.engine)
+        self.app = create_app(Settings(database_url=url, secret_key=SECRET, clinic_name="Vein Clinic Test",
+                                       clinic_phone="+44 20 0000 0000"), engine=self.engine, migrate=False)
+        self.app.state.keyframe_dir = tmp / "keyframes"
+        from sqlalchemy.orm import Session
+
+        self.users = {}
+        with Session(self.engine) as db:
+            pw = hash_password(PASSWORD)
+            for role in ROLES:
+                u = User(username=role, full_name=f"Test {role.replace('_', ' ')}", role=role, password_hash=pw,
+                         active=True)
+                db.add(u)
+                db.flush()
+                self.users[role] = u.id
+            db.commit()
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    ws="websockets-sansio", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, name="workstation", daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the workstation server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.engine.dispose()
+
+
+def sign_in(page, role: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("User name").fill(role)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state("networkidle")
+
+
+def axe_violations(page, *, impacts=("serious", "critical")) -> list[dict]:
+    """axe-core (vendored, 4.14.1) on the current page: violations of the given impacts."""
+    # served from the page's own origin, so that the page's Content-Security-Policy stays in force
+    page.route("**/__tests__/axe.min.js", lambda route: route.fulfill(path=str(AXE), content_type="text/javascript"))
+    page.add_script_tag(url="/__tests__/axe.min.js")
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [n["target"] for n in v["nodes"][:5]]}
+        for v in result["violations"]
+        if v["impact"] in impacts
+    ]
+
+
+def shot(page, name: str, **kw) -> Path:
+    IMG.mkdir(parents=True, exist_ok=True)
+    path = IMG / f"workstation-{name}.png"
+    page.screenshot(path=str(path), **kw)
+    return path
