@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from echosclero.api.security import hash_password, use_fast_hashing
 from echosclero.store.models import User
+from echosclero.web.threaded import ThreadedServer
 
 use_fast_hashing()  # tests only
 
@@ -50,8 +49,6 @@ def chromium_or_skip() -> str:
 
 class Server:
     def __init__(self, tmp: Path) -> None:
-        import uvicorn
-
         from echosclero.api.app import create_app
         from echosclero.api.settings import Settings
         from echosclero.store.db import make_engine
@@ -76,23 +73,15 @@ class Server:
                 self.users[role] = u.id
             db.commit()
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    ws="websockets-sansio", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, name="workstation", daemon=True)
+        self.threaded = ThreadedServer(self.app, port=self.port)
+        self.base = self.threaded.base
 
     def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the workstation server did not start")
-            time.sleep(0.05)
+        self.threaded.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.threaded.__exit__(*exc)
         self.engine.dispose()
 
 

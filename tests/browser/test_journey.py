@@ -98,7 +98,8 @@ def test_full_journey(new_page, server, doppler_dicom, tmp_path):
     page.get_by_label("Scenario").select_option("gsv_injection")
     page.get_by_role("button", name="Start", exact=True).click()
     page.wait_for_function("() => window.esLive && window.esLive.drawn >= 15", timeout=60_000)
-    page.wait_for_function("() => document.querySelector('#engine-facts').textContent.includes('mm in')", timeout=60_000)
+    tip_seen = "() => document.querySelector('#engine-facts').textContent.includes('mm in')"
+    page.wait_for_function(tip_seen, timeout=60_000)  # the needle tip inside a vessel, as the engine says
     page.locator("body").press("i")
     dlg = page.locator("#inject-dialog")
     expect(dlg).to_be_visible()
@@ -129,14 +130,25 @@ def test_full_journey(new_page, server, doppler_dicom, tmp_path):
     banner = page.locator("#alert-banner.critical")
     expect(banner).to_be_visible(timeout=60_000)
     expect(banner).to_contain_text("artery")
+    assert page.evaluate("() => window.esLive.critical") > 0
     shot(page, "08-live-critical-alert")
     page.get_by_role("button", name="Stop").click()
+
+    # --- aftercare: the bandage and stocking plan of the session, then the session is closed
+    page.goto(f"/patients/{pid}/aftercare")
+    page.get_by_label("Compression").select_option("bandage_then_stocking")
+    page.get_by_label("Stocking class").fill("2")
+    page.get_by_label("Days").fill("14")
+    page.get_by_role("button", name="Save the plan").click()
+    expect(page.locator("#ac-session")).to_contain_text("bandage then stocking, class 2, 14 days")
+    page.goto(f"/patients/{pid}/live")
     page.get_by_role("button", name="Close the session").click()
     expect(page.locator("#messages")).to_contain_text("follow-ups scheduled")
 
-    # --- aftercare: the handout, the bandage and stocking plan, printed to PDF
+    # --- the handout, printed to PDF; the follow-ups scheduled by rule
     page.goto(f"/patients/{pid}/aftercare")
     expect(page.locator("#handout")).to_contain_text("Maja Lindqvist")
+    expect(page.locator("#handout")).to_contain_text("Vein Clinic Test")
     expect(page.locator("#followup-list")).to_contain_text("early duplex")
     shot(page, "09-aftercare", full_page=True)
     expect_no_axe(page, "aftercare")
@@ -155,6 +167,11 @@ def test_full_journey(new_page, server, doppler_dicom, tmp_path):
     expect(page.locator("#messages")).to_contain_text("booked: followup")
     expect(page.locator("#notice-rule")).to_contain_text("48 h")
     expect(page.locator("#appt-table")).to_contain_text("Lindqvist, Maja")
+    expect(page.locator("#appt-table")).to_contain_text("changeable")
+    soon = date.today() + timedelta(days=1)  # inside the 48 h notice period: shown on the appointment
+    page.get_by_label("Start").fill(f"{soon.isoformat()}T09:00")
+    page.get_by_role("button", name="Book").click()
+    expect(page.locator("#appt-table")).to_contain_text("inside 48 h: a change needs a reason")
     shot(page, "11-calendar-follow-up-booked", full_page=True)
     expect_no_axe(page, "calendar")
 

@@ -247,5 +247,5 @@ def diagram(body: VeinMapIn, ctx: Need(P.CLINICAL_READ)) -> Response:
     """The vein map is validated as ``POST /api/patients/{id}/exams`` validates it (a contradiction is a 422)."""
     from echosclero.mapping.diagram import leg_diagram_svg
 
-    svg = leg_diagram_svg(body.vein_map(), title="Duplex vein map (not saved)", interactive=True)
+    svg = leg_diagram_svg(body.vein_map(), title="Duplex vein map being edited", interactive=True)
     return Response(svg, media_type="image/svg+xml")

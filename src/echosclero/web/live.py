@@ -9,7 +9,8 @@ before it was sent is counted as dropped, and the backlog cannot grow.
 
 Message to the page (binary): a 4-byte little-endian header length, the header as JSON (frame geometry and
 calibration, the ``echosclero.analysis/1`` frame with contours, ``t_ready_ms``: the server's wall clock when
-the engine's result was ready, and the counters), then the pixels (rows x cols x channels, uint8). Text
+the engine's result was ready, and the counters), then the pixels (rows x cols x channels, uint8). At most
+:data:`IN_FLIGHT` frames are unacknowledged at any time. Text
 messages: ``{"type": "error", "message": ...}``, ``{"type": "end", ...}``, ``{"type": "pong", ...}``.
 From the page: ``{"type": "ack"}`` after drawing, ``{"type": "ping", "t_page_ms": ...}`` to measure the
 offset between the two clocks (the benchmark's latency), ``{"type": "stop"}``.
@@ -46,6 +47,9 @@ __all__ = ["Feed", "encode_frame", "router"]
 router = APIRouter()
 
 MAX_RATE_HZ = 120.0
+#: Frames sent and not yet acknowledged by the page. Two keep the pipe busy while the page draws (one frame
+#: on the wire, one being drawn) without letting a backlog build: a slower page still gets the newest frame.
+IN_FLIGHT = 2
 
 
 def encode_frame(pixels: np.ndarray, header: dict) -> bytes:
@@ -283,17 +287,20 @@ async def live(ws: WebSocket) -> None:
     await asyncio.to_thread(_audit, ws, user, {"source": spec[:200]})
     loop = asyncio.get_running_loop()
     fresh = asyncio.Event()
-    acked = asyncio.Event()
+    acked = asyncio.Event()  # set while fewer than IN_FLIGHT frames await the page's acknowledgement
     acked.set()
+    unacked = 0
     feed = Feed(spec, seed=seed, rate_hz=rate, mm_per_px=mm, loop=q.get("loop", "1") != "0",
                 precomputed=q.get("precomputed") == "1",
                 notify=lambda: loop.call_soon_threadsafe(fresh.set))
 
     async def receive() -> None:
+        nonlocal unacked
         while True:
             msg = json.loads(await ws.receive_text())
             kind = msg.get("type")
             if kind == "ack":
+                unacked = max(0, unacked - 1)
                 acked.set()
             elif kind == "ping":
                 now_ms = time.time() * 1e3
@@ -301,15 +308,17 @@ async def live(ws: WebSocket) -> None:
             elif kind == "stop":
                 return
 
+    async def until(event: asyncio.Event) -> bool:
+        """Wait for ``event``; False when the page went away or asked to stop first."""
+        waiter = asyncio.create_task(event.wait())
+        await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        return not receiver.done()
+
     receiver = asyncio.create_task(receive())
     feed.start()
     try:
-        while not receiver.done():
-            waiter = asyncio.create_task(fresh.wait())
-            await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if receiver.done():
-                break
+        while await until(fresh):
             fresh.clear()
             if feed.ended and feed._slot is None:
                 if feed.error:
@@ -317,15 +326,14 @@ async def live(ws: WebSocket) -> None:
                 else:
                     await ws.send_json({"type": "end", "analysed": feed.analysed, "dropped": feed.dropped})
                 break
-            ack_wait = asyncio.create_task(acked.wait())
-            await asyncio.wait({ack_wait, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            ack_wait.cancel()
-            if receiver.done():
+            if not await until(acked):
                 break
-            item = feed.take()  # the newest: whatever arrived while the page drew the last one
+            item = feed.take()  # the newest: whatever arrived while the page drew the previous ones
             if item is None:
                 continue
-            acked.clear()
+            unacked += 1
+            if unacked >= IN_FLIGHT:
+                acked.clear()
             header = {**item.header, "analysed": feed.analysed, "dropped": feed.dropped, "sent": feed.taken,
                       "t_sent_ms": time.time() * 1e3}
             await ws.send_bytes(encode_frame(item.pixels, header))

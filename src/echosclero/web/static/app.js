@@ -490,6 +490,24 @@ pages.plan = async () => {
   load();
 };
 
+/* the clinic's handout text (issue-able wording, kept as written): the first line as a heading, "- " lines as a
+   list, an indented line continuing the line above */
+function handoutNodes(text) {
+  const lines = [];
+  for (const raw of text.split("\n")) {
+    if (/^\s+\S/.test(raw) && lines.length) lines[lines.length - 1] += " " + raw.trim();
+    else if (raw.trim()) lines.push(raw.trim());
+  }
+  const out = [];
+  let list = null;
+  lines.forEach((line, i) => {
+    if (i === 0) { out.push(ES.h("h2", {}, line)); return; }
+    if (line.startsWith("- ")) { if (!list) out.push((list = ES.h("ul"))); list.append(ES.h("li", {}, line.slice(2))); }
+    else { list = null; out.push(ES.h("p", {}, line)); }
+  });
+  return out;
+}
+
 pages.aftercare = async () => {
   const { api, h, fmtDate } = ES;
   ES.patientHeader();
@@ -504,7 +522,7 @@ pages.aftercare = async () => {
     try {
       const q = new URLSearchParams({ kind: kindSel.value }); if (regSel.value) q.set("regimen", regSel.value);
       const r = await api("GET", `/api/patients/${pid}/instructions?${q}`);
-      document.getElementById("handout").textContent = r.text;
+      document.getElementById("handout").replaceChildren(...handoutNodes(r.text));
       document.getElementById("handout-source").textContent = `Regimen ${r.regimen}; source: ${r.source}`;
     } catch (e) { ES.fail(e); }
   }

@@ -63,8 +63,8 @@
     ws.onmessage = (ev) => {
       if (typeof ev.data === "string") return control(JSON.parse(ev.data));
       stats.received++;
-      pending = ev.data; // newest only: an undrawn frame is replaced
-      if (!scheduled) { scheduled = true; requestAnimationFrame(draw); }
+      pending = ev.data; // newest only: a frame not drawn yet is replaced
+      if (!scheduled) { scheduled = true; queueMicrotask(draw); }
     };
     ws.onclose = (ev) => { if (sock === ws) { ws = null; if (!stats.error) statusEl.textContent = `Disconnected${ev.reason ? ": " + ev.reason : ""}.`; } };
     ws.onerror = () => { if (!stats.error) statusEl.textContent = "The live connection failed."; };
