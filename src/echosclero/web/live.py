@@ -57,7 +57,7 @@ def encode_frame(pixels: np.ndarray, header: dict) -> bytes:
     px = pixels
     if px.dtype != np.uint8:
         hi = float(px.max()) if px.size else 1.0
-        px = np.clip(px.astype(np.float32) * (255.0 / (hi or 1.0)), 0, 255).astype(np.uint8)
+        px = np.clip(np.rint(px.astype(np.float32) * (255.0 / (hi or 1.0))), 0, 255).astype(np.uint8)
     if px.ndim == 3 and px.shape[2] == 4:
         px = px[:, :, :3]
     channels = 1 if px.ndim == 2 else px.shape[2]
@@ -290,9 +290,13 @@ async def live(ws: WebSocket) -> None:
     acked = asyncio.Event()  # set while fewer than IN_FLIGHT frames await the page's acknowledgement
     acked.set()
     unacked = 0
+
+    def notify() -> None:
+        with contextlib.suppress(RuntimeError):  # the socket's event loop has already ended
+            loop.call_soon_threadsafe(fresh.set)
+
     feed = Feed(spec, seed=seed, rate_hz=rate, mm_per_px=mm, loop=q.get("loop", "1") != "0",
-                precomputed=q.get("precomputed") == "1",
-                notify=lambda: loop.call_soon_threadsafe(fresh.set))
+                precomputed=q.get("precomputed") == "1", notify=notify)
 
     async def receive() -> None:
         nonlocal unacked
