@@ -5,7 +5,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_liveview`` (about a minute; needs De
 ``benchmarks/results/liveview.json``; the figures go to ``docs/benchmarks-liveview.md``.
 
 The workstation serves from a thread of this process on 127.0.0.1:9350; Chromium (``/usr/bin/chromium``,
-headless, via Playwright) signs in and opens the live page of a patient, which draws each frame (512 x 512 RGB,
+headless, via Playwright) signs in and opens the live page of a patient, which draws each frame (512 x 512 grey,
 sent raw) and the engine's overlays on a canvas, then acknowledges it. Latency per frame: the page's clock at
 the end of drawing, minus the server's clock when the frame left the engine (``t_ready_ms``), corrected by the
 offset between the two clocks measured with WebSocket pings (the best of 5 round trips). Two runs:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
         "chromium": version,
-        "frame": "512 x 512 RGB, raw uint8 over the WebSocket, with contours",
+        "frame": "sim:gsv_injection, 512 x 512 x 1 uint8 (265 kB) sent raw over the WebSocket, with the contours",
         "runs": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
