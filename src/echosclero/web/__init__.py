@@ -10,6 +10,7 @@ licences: ``static/vendor/README.md``.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -26,19 +27,18 @@ SWAGGER = "/static/vendor/swagger-ui"
 
 def install(app: FastAPI, *, keyframe_dir: str | Path | None = None) -> FastAPI:
     """Serve the workstation from ``app`` (the API app of :func:`echosclero.api.app.create_app`)."""
-    from echosclero.store.db import data_dir
     from echosclero.web import data, live, pages
     from echosclero.web.session import CookieAuth
 
-    app.state.keyframe_dir = Path(keyframe_dir) if keyframe_dir else data_dir() / "keyframes"
+    app.state.keyframe_dir = Path(keyframe_dir) if keyframe_dir else _keyframe_home(app) / "keyframes"
+    _warm_imports()
     app.add_middleware(CookieAuth)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(data.router)
     app.include_router(live.router)
-    app.include_router(pages.router)
+    app.router.routes.extend(pages.routes)
 
-    @app.get("/api/docs", include_in_schema=False)
-    async def docs():
+    async def docs(request: Request):
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/api/openapi.json",
             title=f"{app.title} - API",
@@ -46,6 +46,8 @@ def install(app: FastAPI, *, keyframe_dir: str | Path | None = None) -> FastAPI:
             swagger_css_url=f"{SWAGGER}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
         )
+
+    app.add_route("/api/docs", docs, include_in_schema=False)  # a plain route, as FastAPI adds its own docs
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found_page(request: Request, exc: StarletteHTTPException):
@@ -56,3 +58,37 @@ def install(app: FastAPI, *, keyframe_dir: str | Path | None = None) -> FastAPI:
                             title=title, message=f"{request.url.path}: {exc.detail}")
 
     return app
+
+
+_WARM = threading.Lock()
+_warmed = False
+
+
+def _warm_imports() -> None:
+    """Import the DICOM reader and the reflux analyser in the background, once per process, so that the first
+    reflux upload does not wait for them (seconds on a busy machine)."""
+    global _warmed
+    with _WARM:
+        if _warmed:
+            return
+        _warmed = True
+
+    def run() -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            import echosclero.clinic.reflux  # noqa: F401
+            import echosclero.doppler.reflux  # noqa: F401
+            import echosclero.sources.dicom  # noqa: F401
+
+    threading.Thread(target=run, name="echosclero-warm-imports", daemon=True).start()
+
+
+def _keyframe_home(app: FastAPI) -> Path:
+    """Key frames live beside a SQLite database (one folder to back up), else in the data folder."""
+    from echosclero.store.db import data_dir
+
+    url = app.state.engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().parent
+    return data_dir()

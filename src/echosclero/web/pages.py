@@ -9,20 +9,21 @@ Everything is behind the sign-in except ``/login`` and the public appointment re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.routing import Route
 
 from echosclero import __version__
 from echosclero.api.errors import HTTPProblem
 from echosclero.clinic.roles import Permission, can
 from echosclero.web.session import COOKIE, csrf_ok, csrf_token, signed_in, token_of
 
-__all__ = ["NAV", "router", "templates"]
+__all__ = ["NAV", "render", "routes", "templates"]
 
 P = Permission
 HERE = Path(__file__).parent
@@ -46,8 +47,6 @@ def _reference_data() -> dict:
 
 
 templates.env.globals["reference"] = _reference_data
-
-router = APIRouter(include_in_schema=False)
 
 #: (path, label, permission) of the main navigation
 NAV = [
@@ -125,7 +124,6 @@ def patient_page(request: Request, patient_id: int, slug: str, template: str, pe
     return page(request, template, permission, patient_id=patient_id, tabs=tabs, tab=slug, **context)
 
 
-@router.get("/")
 def home(request: Request) -> Response:
     user = signed_in(request)
     if user is None:
@@ -138,34 +136,37 @@ def _safe_next(nxt: str | None) -> str:
     return nxt if nxt and nxt.startswith("/") and not nxt.startswith("//") else "/"
 
 
-@router.get("/login")
-def login_form(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", next=_safe_next(next), message="")
+def login_form(request: Request) -> Response:
+    return render(request, "login.html", next=_safe_next(request.query_params.get("next")), message="")
 
 
-@router.post("/login")
-def login(
-    request: Request,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-    next: Annotated[str, Form(max_length=500)] = "/",
-) -> Response:
+async def login(request: Request) -> Response:
     """The API's own sign-in (password check, rate limit, audit), its token kept in an HttpOnly cookie."""
-    from echosclero.api.routes.auth import token as api_token
-
+    form = await request.form()
+    username = str(form.get("username", ""))[:64]
+    password = str(form.get("password", ""))[:256]
+    nxt = _safe_next(str(form.get("next", "/"))[:500])
     origin = request.headers.get("origin")
     host = request.headers.get("host", "")
     if origin and origin not in (f"http://{host}", f"https://{host}"):
         return render(request, "login.html", status=403, next="/", message="sign-in from another site refused")
+    if not username or not password:
+        return render(request, "login.html", status=422, next=nxt, message="give your user name and password",
+                      username=username)
+    return await run_in_threadpool(_sign_in, request, username, password, nxt)
+
+
+def _sign_in(request: Request, username: str, password: str, nxt: str) -> Response:
+    from echosclero.api.routes.auth import token as api_token
+
     db = request.app.state.sessionmaker()
     try:
         tok = api_token(request, db, OAuth2PasswordRequestForm(username=username, password=password))
     except HTTPProblem as exc:
-        return render(request, "login.html", status=exc.status, next=_safe_next(next), message=exc.message,
-                      username=username)
+        return render(request, "login.html", status=exc.status, next=nxt, message=exc.message, username=username)
     finally:
         db.close()
-    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp = RedirectResponse(nxt, status_code=303)
     resp.set_cookie(
         COOKIE,
         tok.access_token,
@@ -178,75 +179,57 @@ def login(
     return resp
 
 
-@router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+async def logout(request: Request) -> Response:
+    form = await request.form()
     token = token_of(request)
-    if token and not csrf_ok(request.app.state.settings.secret_key, token, csrf):
-        return render(request, "error.html", status=403, user=signed_in(request), title="Sign-out refused",
+    if token and not csrf_ok(request.app.state.settings.secret_key, token, str(form.get("csrf", ""))[:200]):
+        user = await run_in_threadpool(signed_in, request)
+        return render(request, "error.html", status=403, user=user, title="Sign-out refused",
                       message="The sign-out form lacked the page's CSRF token; reload the page and try again.")
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return resp
 
 
-@router.get("/request")
 def public_request(request: Request) -> Response:
     """The public appointment request form (no sign-in; posts to /api/public/appointment-requests)."""
     return render(request, "request.html")
 
 
-@router.get("/patients")
-def patients(request: Request) -> Response:
-    return page(request, "patients.html", P.PATIENT_READ)
+def _simple(template: str, permission: Permission):
+    def endpoint(request: Request) -> Response:
+        return page(request, template, permission)
+
+    return endpoint
 
 
-@router.get("/patients/{patient_id}")
-def chart(request: Request, patient_id: int) -> Response:
-    return patient_page(request, patient_id, "", "chart.html", P.PATIENT_READ)
+def _patient(slug: str, template: str, permission: Permission):
+    def endpoint(request: Request) -> Response:
+        extra = {}
+        if slug == "live":
+            from echosclero.sim import list_scenarios
+
+            extra["scenarios"] = list_scenarios()
+        return patient_page(request, request.path_params["patient_id"], slug, template, permission, **extra)
+
+    return endpoint
 
 
-@router.get("/patients/{patient_id}/mapping")
-def mapping(request: Request, patient_id: int) -> Response:
-    return patient_page(request, patient_id, "mapping", "mapping.html", P.CLINICAL_READ)
-
-
-@router.get("/patients/{patient_id}/candidacy")
-def candidacy(request: Request, patient_id: int) -> Response:
-    return patient_page(request, patient_id, "candidacy", "candidacy.html", P.CLINICAL_READ)
-
-
-@router.get("/patients/{patient_id}/plan")
-def plan(request: Request, patient_id: int) -> Response:
-    return patient_page(request, patient_id, "plan", "plan.html", P.CLINICAL_READ)
-
-
-@router.get("/patients/{patient_id}/live")
-def live(request: Request, patient_id: int) -> Response:
-    from echosclero.sim import list_scenarios
-
-    return patient_page(request, patient_id, "live", "live.html", P.CLINICAL_READ, scenarios=list_scenarios())
-
-
-@router.get("/patients/{patient_id}/aftercare")
-def aftercare(request: Request, patient_id: int) -> Response:
-    return patient_page(request, patient_id, "aftercare", "aftercare.html", P.CLINICAL_READ)
-
-
-@router.get("/calendar")
-def calendar(request: Request) -> Response:
-    return page(request, "calendar.html", P.APPOINTMENT_READ)
-
-
-@router.get("/outcomes")
-def outcomes(request: Request) -> Response:
-    return page(request, "outcomes.html", P.CLINICAL_READ)
-
-
-@router.get("/admin/users")
-def users(request: Request) -> Response:
-    return page(request, "users.html", P.USERS_MANAGE)
-
-
-@router.get("/admin/audit")
-def audit(request: Request) -> Response:
-    return page(request, "audit.html", P.AUDIT_READ)
+#: The pages (plain Starlette routes: not part of the API or its OpenAPI document)
+routes = [
+    Route("/", home),
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/request", public_request),
+    Route("/patients", _simple("patients.html", P.PATIENT_READ)),
+    Route("/patients/{patient_id:int}", _patient("", "chart.html", P.PATIENT_READ)),
+    *[
+        Route(f"/patients/{{patient_id:int}}/{slug}", _patient(slug, f"{slug}.html", P.CLINICAL_READ))
+        for slug in ("mapping", "candidacy", "plan", "live", "aftercare")
+    ],
+    Route("/calendar", _simple("calendar.html", P.APPOINTMENT_READ)),
+    Route("/outcomes", _simple("outcomes.html", P.CLINICAL_READ)),
+    Route("/admin/users", _simple("users.html", P.USERS_MANAGE)),
+    Route("/admin/audit", _simple("audit.html", P.AUDIT_READ)),
+]
