@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 from browser_kit import axe_violations, shot, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def expect_no_axe(page, where: str) -> None:
