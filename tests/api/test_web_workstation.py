@@ -318,3 +318,63 @@ def test_encoded_frame_round_trips():
     data = encode_frame(gray16, {})
     k = struct.unpack("<I", data[:4])[0]
     assert list(data[4 + k:]) == [0, 64, 128, 255]  # scaled to the frame's maximum
+
+
+# --- echosclero serve ---
+
+
+def _serve(port: int, tmp_path, *extra: str):
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"ECHOSCLERO_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+                        "ECHOSCLERO_SECRET_KEY": "serve-test-secret-0123456789-abcdefghij",
+                        "ECHOSCLERO_DATA_DIR": str(tmp_path)}
+    return subprocess.Popen([sys.executable, "-m", "echosclero", "serve", "--port", str(port), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_serve_prints_its_address_and_logs_requests(tmp_path):
+    import httpx
+
+    from echosclero.web.threaded import free_port
+
+    port = free_port(9300, 9399)
+    proc = _serve(port, tmp_path)
+    try:
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first and "api/docs" in first, first
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
+                time.sleep(0.3)
+        assert r.status_code == 200
+        line = proc.stdout.readline()
+        while "GET /login" not in line:
+            line = proc.stdout.readline()
+            assert line, "no request log line"
+        assert '"GET /login HTTP/1.1" 200' in line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_on_a_port_in_use_is_one_clear_line(tmp_path):
+    import socket
+
+    from echosclero.web.threaded import free_port
+
+    port = free_port(9300, 9399)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        proc = _serve(port, tmp_path)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in out and "--port" in out, out
+    assert "Traceback" not in out

@@ -5,7 +5,6 @@ sign-in, axe-core, screenshots."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from echosclero.api.security import hash_password, use_fast_hashing
 from echosclero.store.models import User
 from echosclero.web.threaded import ThreadedServer
+from echosclero.web.threaded import free_port as _free_port
 
 use_fast_hashing()  # tests only
 
@@ -26,18 +26,9 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
-def free_port(lo: int = 9300, hi: int = 9399) -> int:
+def free_port() -> int:
     """A free loopback port in this project's range for the browser tests (issue 13: 9300-9399)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    start = lo + 10 + (int("".join(c for c in worker if c.isdigit()) or 0) * 17) % (hi - lo - 10)
-    for port in [*range(start, hi + 1), *range(lo, start)]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {lo}-{hi}")
+    return _free_port(9300, 9399)
 
 
 def chromium_or_skip() -> str:

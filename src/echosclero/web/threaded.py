@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 
-__all__ = ["ThreadedServer"]
+__all__ = ["ThreadedServer", "free_port"]
+
+
+def free_port(lo: int, hi: int) -> int:
+    """A free loopback port in ``lo..hi``, starting at a place that depends on the pytest-xdist worker (so that
+    parallel workers rarely race for the same one)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = hi - lo + 1
+    start = lo + (int("".join(c for c in worker if c.isdigit()) or 0) * 37 + os.getpid()) % n
+    for port in [*range(start, hi + 1), *range(lo, start)]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {lo}-{hi}")
 
 
 class ThreadedServer:

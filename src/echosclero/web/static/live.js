@@ -110,6 +110,7 @@
     if (stats.offsetMs !== null) stats.latencies.push(done - (head.t_ready_ms - stats.offsetMs));
     stats.dropped = head.dropped; stats.analysed = head.analysed;
     alerts(head.result.alerts);
+    facts(head.result); // the findings of the frame on screen, every frame
     if (stats.drawn % 10 === 0) status(head);
   }
 
@@ -179,7 +180,9 @@
     const span = (stats.lastMs - stats.firstMs) / 1000, fps = span > 0 ? (stats.drawn - 1) / span : 0;
     const lat = median(stats.latencies.slice(-60));
     statusEl.textContent = `${head.source}: ${fps.toFixed(1)} frames/s drawn, latency ${lat === null ? "-" : lat.toFixed(0)} ms, ${head.dropped} dropped of ${head.analysed} analysed`;
-    const f = document.getElementById("engine-facts"), r = head.result;
+  }
+  function facts(r) {
+    const f = document.getElementById("engine-facts");
     const tipIn = r.needle ? r.vessels.find((v) => v.contains_needle_tip) : null;
     f.replaceChildren(...[["Vessels", r.vessels.map((v) => `${v.id} ${v.kind}`).join(", ") || "none"],
       ["Needle tip", r.needle ? `${num(r.needle.tip_mm[0])}, ${num(r.needle.tip_mm[1])} mm${tipIn ? " in " + tipIn.id + " (" + tipIn.kind + ")" : ""}` : "not seen"],
