@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from echosclero.web.live import Feed, encode_frame
 from echosclero.web.session import COOKIE, csrf_token
 
+PASSWORD = "correct horse battery staple"  # the password of tests/api/conftest.py's users
 PNG_1PX = base64.b64encode(
     bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -34,16 +35,12 @@ def sign_in(client: TestClient, role: str, password: str) -> str:
 
 @pytest.fixture
 def doc(client, users):
-    from conftest import PASSWORD
-
     token = sign_in(client, "physician", PASSWORD)
     client.headers["X-CSRF-Token"] = csrf_token(client.app.state.settings.secret_key, token)
     return client
 
 
 def test_sign_in_sets_an_httponly_samesite_cookie_and_bad_password_is_a_message(client, users):
-    from conftest import PASSWORD
-
     r = client.post("/login", data={"username": "physician", "password": "nope nope nope"}, follow_redirects=False)
     assert r.status_code == 401
     assert "wrong username or password" in r.text and 'role="alert"' in r.text
@@ -65,8 +62,6 @@ def _token(client, users, role):
 
 
 def test_a_cross_site_sign_in_post_is_refused(client, users):
-    from conftest import PASSWORD
-
     r = client.post("/login", data={"username": "physician", "password": PASSWORD},
                     headers={"Origin": "https://evil.example"}, follow_redirects=False)
     assert r.status_code == 403 and COOKIE not in r.headers.get("set-cookie", "")
@@ -84,8 +79,6 @@ def test_every_page_but_sign_in_and_the_request_form_needs_a_sign_in(client, use
 
 
 def test_cookie_calls_to_the_api_need_the_csrf_token(client, users):
-    from conftest import PASSWORD
-
     token = sign_in(client, "physician", PASSWORD)
     assert client.get("/api/users/me").json()["role"] == "physician"  # a read needs no token
     body = {"family_name": "Doe", "given_name": "Jane", "birth_date": "1970-05-01", "sex": "female", "weight_kg": 70}
@@ -110,8 +103,6 @@ def test_cookie_calls_to_the_api_need_the_csrf_token(client, users):
     ],
 )
 def test_a_role_sees_the_pages_its_permissions_allow(client, users, role, allowed, refused):
-    from conftest import PASSWORD
-
     sign_in(client, role, PASSWORD)
     for path in allowed:
         assert client.get(path).status_code == 200, (role, path)
@@ -124,8 +115,6 @@ def test_a_role_sees_the_pages_its_permissions_allow(client, users, role, allowe
 
 
 def test_front_desk_chart_has_no_clinical_controls(client, users, make):
-    from conftest import PASSWORD
-
     p = make.patient()
     sign_in(client, "front_desk", PASSWORD)
     html = client.get(f"/patients/{p['id']}").text
@@ -181,10 +170,11 @@ def test_dose_check_is_refused_to_a_role_without_clinical_access(client, users, 
 
 def test_reflux_upload_refuses_what_is_not_a_spectral_dicom(doc):
     r = doc.post("/api/web/reflux", files={"file": ("notes.txt", b"hello", "text/plain")})
-    assert r.status_code == 422 and "notes.txt" in r.json()["message"]
+    assert r.status_code == 422 and "notes.txt is not a DICOM file" in r.json()["message"]
     r = doc.post("/api/web/reflux", files={"file": ("empty.dcm", b"", "application/dicom")})
     assert r.status_code == 422 and "empty" in r.json()["message"]
-    r = doc.post("/api/web/reflux", files={"file": ("x.dcm", b"x", "application/dicom")}, data={"segment": "GSVz"})
+    r = doc.post("/api/web/reflux", files={"file": ("x.dcm", b"x" * 200, "application/dicom")},
+                 data={"segment": "GSVz"})
     assert r.status_code == 422 and "GSVz" in r.json()["message"]
 
 

@@ -10,7 +10,6 @@ licences: ``static/vendor/README.md``.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -31,7 +30,6 @@ def install(app: FastAPI, *, keyframe_dir: str | Path | None = None) -> FastAPI:
     from echosclero.web.session import CookieAuth
 
     app.state.keyframe_dir = Path(keyframe_dir) if keyframe_dir else _keyframe_home(app) / "keyframes"
-    _warm_imports()
     app.add_middleware(CookieAuth)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(data.router)
@@ -58,30 +56,6 @@ def install(app: FastAPI, *, keyframe_dir: str | Path | None = None) -> FastAPI:
                             title=title, message=f"{request.url.path}: {exc.detail}")
 
     return app
-
-
-_WARM = threading.Lock()
-_warmed = False
-
-
-def _warm_imports() -> None:
-    """Import the DICOM reader and the reflux analyser in the background, once per process, so that the first
-    reflux upload does not wait for them (seconds on a busy machine)."""
-    global _warmed
-    with _WARM:
-        if _warmed:
-            return
-        _warmed = True
-
-    def run() -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            import echosclero.clinic.reflux  # noqa: F401
-            import echosclero.doppler.reflux  # noqa: F401
-            import echosclero.sources.dicom  # noqa: F401
-
-    threading.Thread(target=run, name="echosclero-warm-imports", daemon=True).start()
 
 
 def _keyframe_home(app: FastAPI) -> Path:

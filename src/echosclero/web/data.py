@@ -82,10 +82,6 @@ def reflux(
 ) -> dict:
     """The ``echosclero.reflux/1`` document of ``echosclero reflux`` (trace included), and the verdict for
     ``segment`` against its published cut-off; the page plots it before the result is saved to an exam."""
-    from echosclero.clinic.reflux import classify_reflux
-    from echosclero.commands.reflux import _load_spectral
-    from echosclero.doppler.reflux import reflux_from_display
-
     ctx.release()  # the analysis takes a while: not while holding the database
     try:
         seg = get_segment(segment) if segment else None
@@ -102,6 +98,15 @@ def reflux(
                 fh.write(chunk)
         if size == 0:
             raise HTTPProblem(422, "the uploaded file is empty; choose a spectral Doppler DICOM")
+        with path.open("rb") as fh:  # checked before the DICOM reader is even imported
+            fh.seek(128)
+            if fh.read(4) != b"DICM":
+                raise HTTPProblem(422, f"{file.filename or 'the file'} is not a DICOM file (no 'DICM' marker at "
+                                       "byte 128); export the spectral Doppler screen from the scanner as DICOM")
+        from echosclero.clinic.reflux import classify_reflux
+        from echosclero.commands.reflux import _load_spectral
+        from echosclero.doppler.reflux import reflux_from_display
+
         try:
             pixels, calibration = _load_spectral(str(path), None)
             result = reflux_from_display(pixels, calibration, reflux_above_baseline=reflux_above)
