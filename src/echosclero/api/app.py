@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is served by echosclero.web from vendored files (works offline)
         redoc_url=None,
     )
     app.state.settings = settings
@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def health() -> dict:
         return {"status": "ok", "version": __version__}
 
+    from echosclero.web import install as install_workstation
+
+    install_workstation(app)  # the browser workstation, /api/docs and the live WebSocket
     return app
 
 

@@ -122,14 +122,15 @@ def _finding_label(f: SegmentFinding) -> str:
 
 
 def _items(vein_map: VeinMap):
-    """(view, leg, kind, xy points, colour, width, label) for every drawable element, background first."""
+    """(view, leg, kind, xy points, colour, width, label, segment code) for every drawable element, background
+    first."""
     items = []
     mapped = {(f.leg, f.segment) for f in vein_map.findings}
     for leg in (Leg.RIGHT, Leg.LEFT):
         for code, (view, kind, pts) in _GEOMETRY.items():
             if code == "GSV" or (leg, code) in mapped:
                 continue  # the whole-GSV path is only drawn when mapped as such
-            items.append((view, leg, kind, _to_xy(view, leg, pts), STATUS_COLOURS[Status.NOT_EXAMINED], 1.5, ""))
+            items.append((view, leg, kind, _to_xy(view, leg, pts), STATUS_COLOURS[Status.NOT_EXAMINED], 1.5, "", code))
     counts: dict[tuple[Leg, str], int] = {}
     for f in vein_map.findings:
         geom = _GEOMETRY.get(f.segment)
@@ -140,7 +141,7 @@ def _items(vein_map: VeinMap):
         counts[(f.leg, f.segment)] = k + 1
         uv = np.asarray(pts, dtype=float) + np.array([0.0, 0.05 * k])  # several labelled perforators
         items.append((view, f.leg, kind, _to_xy(view, f.leg, uv), STATUS_COLOURS[f.status], 4.0,
-                      _finding_label(f)))
+                      _finding_label(f), f.segment))
     return items
 
 
@@ -154,8 +155,12 @@ def _size() -> tuple[float, float]:
     return _LEFT * 2 + 4 * _LEG_W + 4 * _GAP, _TOP + _LEG_H + 90
 
 
-def leg_diagram_svg(vein_map: VeinMap, *, title: str = "Duplex vein map") -> str:
-    """The diagram as an SVG document (text)."""
+def leg_diagram_svg(vein_map: VeinMap, *, title: str = "Duplex vein map", interactive: bool = False) -> str:
+    """The diagram as an SVG document (text).
+
+    ``interactive=True`` wraps each segment in a focusable ``<g class="seg" data-segment data-leg>`` with an
+    accessible name and a wider invisible hit line, for the workstation's mapping page to click.
+    """
     width, height = _size()
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif">',
@@ -166,7 +171,14 @@ def leg_diagram_svg(vein_map: VeinMap, *, title: str = "Duplex vein map") -> str
         out.append(f'<polygon points="{poly}" fill="#f6efe8" stroke="#8c7b6b" stroke-width="1.2"/>')
         out.append(f'<text x="{x + _LEG_W / 2:.0f}" y="{_TOP - 12:.0f}" font-size="12" text-anchor="middle">'
                    f'{view} - {leg.value}</text>')
-    for _view, _leg, kind, xy, colour, w, label in _items(vein_map):
+    for _view, leg, kind, xy, colour, w, label, code in _items(vein_map):
+        if interactive:
+            name = escape(f"{leg.value} {code}" + (f": {label}" if label else ": not examined"), {'"': "&quot;"})
+            out.append(f'<g class="seg" data-segment="{code}" data-leg="{leg.value}" tabindex="0" role="button" '
+                       f'aria-label="{name}">')
+            if kind != "dot":
+                pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in xy)
+                out.append(f'<polyline points="{pts}" fill="none" stroke="transparent" stroke-width="14"/>')
         if kind == "dot":
             cx, cy = xy[0]
             out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{w + 1.5:.1f}" fill="{colour}"/>')
@@ -179,6 +191,8 @@ def leg_diagram_svg(vein_map: VeinMap, *, title: str = "Duplex vein map") -> str
             lx, ly = _label_anchor(kind, xy)
             out.append(f'<text x="{lx + 6:.1f}" y="{ly - 4:.1f}" font-size="9" fill="{colour}">'
                        f'{escape(label)}</text>')
+        if interactive:
+            out.append("</g>")
     y = _TOP + _LEG_H + 30
     x = _LEFT
     for status, colour in STATUS_COLOURS.items():
@@ -220,7 +234,7 @@ def write_leg_diagram(path: str | os.PathLike, vein_map: VeinMap, *, title: str 
         for (view, leg), x in _slots().items():
             ax.add_patch(Polygon(_outline(view, leg), closed=True, facecolor="#f6efe8", edgecolor="#8c7b6b"))
             ax.text(x + _LEG_W / 2, _TOP - 12, f"{view} - {leg.value}", ha="center", fontsize=9)
-        for _view, _leg, kind, xy, colour, w, label in _items(vein_map):
+        for _view, _leg, kind, xy, colour, w, label, _code in _items(vein_map):
             if kind == "dot":
                 ax.plot(xy[:, 0], xy[:, 1], "o", color=colour, markersize=w + 2)
             else:

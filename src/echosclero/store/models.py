@@ -380,7 +380,7 @@ class RateLimitHit(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-# --- revision i14_interop (issue 14: results into the record, DICOM received) ---
+# --- revision 0005 (issue 14: results into the record, DICOM received) ---
 
 
 class AttachedResult(Base):

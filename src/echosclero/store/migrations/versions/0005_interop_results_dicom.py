@@ -1,8 +1,8 @@
 """issue 14: results of ``analyze``/``reflux`` attached to exams and sessions (with key frames), and the
 DICOM instances received by ``echosclero dicom-receive`` (filed under a patient or queued unmatched)
 
-Revision ID: i14_interop
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 import echosclero.store.types
 
-revision = "i14_interop"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
