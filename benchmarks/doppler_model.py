@@ -136,7 +136,7 @@ def draw_model_case(rng: np.random.Generator, i: int, *, window_ms: float | None
         f0_hz=f0, angle_deg=angle, prf_hz=float(prf),
         vessel_radius_mm=float(rng.uniform(1.5, 5.0)), profile_n=float(rng.choice([2.0, 2.0, 4.0, 8.0])),
         gate_mm=float(rng.uniform(1.0, 4.0)), beam_width_mm=float(rng.uniform(0.8, 2.0)),
-        n_scatterers=int(rng.integers(400, 800)), snr_db=float(rng.uniform(6, 30)),
+        n_scatterers=int(rng.integers(500, 1000)), snr_db=float(rng.uniform(6, 30)),
         clutter_db=float(rng.uniform(10, 30)), wall_filter=str(rng.choice(["butter2", "butter4", "cheby2"])),
         wall_cutoff_hz=float(wall_cm_s * k_hz_per_cm_s), window=str(rng.choice(["hann", "hamming", "blackman",
                                                                                  "gaussian"])),
@@ -213,8 +213,6 @@ def slow_time_iq(case: ModelCase, rng: np.random.Generator) -> tuple[np.ndarray,
     sig_u = case.gate_mm / 1000 / 2.355  # FWHM -> sigma
     sig_l = case.beam_width_mm / 1000 / 2.355
     sig_z = sig_l * 1.5
-    # extent of the sample volume along x: the box scatterers cycle through
-    lx = 2 * 3.5 * max(sig_u * abs(np.cos(th)) + sig_l * abs(np.sin(th)), sig_u, sig_l) + 1e-3
     k = case.n_scatterers
     # streamlines: uniform over the part of the cross-section the sample volume reaches (3 sigma)
     ry = min(R, 3 * max(sig_u * abs(np.sin(th)) + sig_l * abs(np.cos(th)), sig_l))
@@ -223,6 +221,10 @@ def slow_time_iq(case: ModelCase, rng: np.random.Generator) -> tuple[np.ndarray,
     z = rng.uniform(-rz, rz, 4 * k)
     keep = np.flatnonzero(y ** 2 + z ** 2 < R ** 2)[:k]
     y, z = y[keep], z[keep]
+    # the box scatterers cycle through along x: it must hold the sample volume's footprint for every
+    # streamline (the beam crosses the vessel obliquely: at height y the gate sits at x = y / tan(theta)),
+    # so that a scatterer is replaced where the weight is nil (no click in the signal)
+    lx = 2 * (ry / max(abs(np.tan(th)), 0.05) + 4.5 * max(sig_u, sig_l, sig_z)) + 1e-3
     k = y.size
     rr = np.hypot(y, z)
     frac = 1 - (rr / R) ** case.profile_n  # v(r) / v_max
