@@ -44,10 +44,31 @@ __all__ = [
 ]
 
 #: Level of the spectrum's outer edge where the maximum velocity is read: this fraction of the way from the
-#: noise floor to the spectrum's plateau, on the displayed (log-compressed) scale.
+#: noise floor to the spectrum's plateau (the 90th percentile of its own pixels in that column), on the
+#: displayed (log-compressed) scale. Gain shifts floor and plateau alike and the dynamic range scales both,
+#: so the level is the same place on the edge whatever the display settings; 0.8 sits near the half-power
+#: point of a broadened edge for displays of 6-30 dB SNR (the true edge of a flat spectrum blurred by a
+#: symmetric kernel lies at half its power). Benchmarked in docs/benchmarks-reflux.md.
 EDGE_LEVEL = 0.8
 
-ENVELOPE_DEFINITION = "edge"
+#: The definition written into the JSON, with its sources.
+ENVELOPE_DEFINITION = {
+    "name": "edge-level maximum velocity",
+    "definition": (
+        "per column, the outermost velocity where the smoothed display reaches noise_floor + edge_level x "
+        "(plateau - noise_floor), plateau = 90th percentile of the spectrum's own pixels, on the displayed "
+        "(log) scale; columns only count as flow where this lies above the baseline / wall-filter band; a flow "
+        "run starts and ends where its strength (plateau above floor) crosses time_edge_level x its median "
+        "over the run"
+    ),
+    "edge_level": EDGE_LEVEL,
+    "source": (
+        "threshold relative to the spectrum's own level, searched outward (modified threshold crossing): Mo LYL, "
+        "Yun LCM, Cobbold RSC, Ultrasound Med Biol 1988;14:355-63; spectral broadening by transit time and "
+        "geometry, which the outermost pixel carries: Newhouse VL et al., IEEE Trans Sonics Ultrason "
+        "1980;27:50-59"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True, eq=False)

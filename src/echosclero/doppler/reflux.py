@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from echosclero.doppler.envelope import SpectralTrace, trace_display
+from echosclero.doppler.envelope import ENVELOPE_DEFINITION, SpectralTrace, trace_display
 from echosclero.doppler.iq import trace_iq
 from echosclero.errors import InputError
 from echosclero.frames import SpectralCalibration
@@ -98,6 +98,8 @@ class RefluxMeasurement:
                 "retrograde": round(tr.retrograde_limit_cm_s, 2),
             },
             "warnings": list(self.warnings),
+            "envelope": {**ENVELOPE_DEFINITION, "time_edge_level": TIME_EDGE_LEVEL,
+                         "traced_as": tr.envelope_definition},
         }
 
 
