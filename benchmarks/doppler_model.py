@@ -112,8 +112,8 @@ def draw_model_case(rng: np.random.Generator, i: int, *, window_ms: float | None
     baseline_fraction = float(rng.uniform(0.25, 0.75))
     antegrade_above = bool(rng.random() < 0.75)
     up = baseline_fraction if antegrade_above else 1 - baseline_fraction
-    # the sonographer's scale: the peaks fill 45-80 % of their side; PRF follows
-    fill = float(rng.uniform(0.45, 0.8))
+    # the sonographer's scale: the peaks fill 40-70 % of their side (no clipping); PRF follows
+    fill = float(rng.uniform(0.4, 0.7))
     v_nyq = max(peak_a / (fill * 2 * up), peak_r / (fill * 2 * (1 - up)), 12.0)
     prf = v_nyq / 100.0 * 4 * f0 * np.cos(np.deg2rad(angle)) / C_M_S
     k_hz_per_cm_s = 2 * f0 * np.cos(np.deg2rad(angle)) / C_M_S / 100.0
