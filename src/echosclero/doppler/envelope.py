@@ -505,6 +505,7 @@ def trace_display(
     reflux_above_baseline: bool = False,
     min_velocity_cm_s: float | None = None,
     k_sigma: float = 4.0,
+    edge_level: float | None = EDGE_LEVEL,
 ) -> SpectralTrace:
     """Trace a calibrated spectral Doppler display (the cropped PW/CW region).
 
@@ -517,7 +518,7 @@ def trace_display(
     reflux_above_baseline
         ``False`` (default): flow toward the heart is shown above the baseline, reflux below.
         ``True``: the display is inverted.
-    min_velocity_cm_s, k_sigma
+    min_velocity_cm_s, k_sigma, edge_level
         See :func:`trace_spectrum`.
     """
     img = display_intensity(pixels)
@@ -529,4 +530,5 @@ def trace_display(
         )
     v = row_velocities_cm_s(calibration, n_rows, reflux_above_baseline=reflux_above_baseline)
     t = calibration.time_s(np.arange(n_cols))
-    return trace_spectrum(img, v, t, min_velocity_cm_s=min_velocity_cm_s, k_sigma=k_sigma, full_scale=1.0)
+    return trace_spectrum(img, v, t, min_velocity_cm_s=min_velocity_cm_s, k_sigma=k_sigma, full_scale=1.0,
+                          edge_level=edge_level)

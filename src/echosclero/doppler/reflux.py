@@ -105,10 +105,14 @@ class RefluxMeasurement:
 
 def _refine_run_ends(level: np.ndarray, flag: np.ndarray, first: int, last: int, t0_s: float, s_per_col: float,
                      fraction: float, max_trim_s: float) -> tuple[float, float]:
-    """Start and end times of a run at the crossing of ``fraction`` x its median strength (sub-column).
+    """Start and end times of a flow run, where its strength crosses ``fraction`` x its median (sub-column).
+
+    The display's time blur (analysis window, smoothing) spreads an abrupt start or end over a few columns
+    where the spectrum fades; the low-threshold detection counts all of them. The crossing of a fixed
+    fraction of the run's own strength is the same place on that edge whatever the gain.
 
     Column ``c`` covers ``[t0 + c * dt, t0 + (c + 1) * dt)``; a crossing between columns ``c`` and ``c + 1``
-    at the fraction ``x`` of the way lies at ``t0 + (c + 0.5 + x + 0.5) * dt``.
+    at the fraction ``x`` of the way lies at ``t0 + (c + 1 + x) * dt``.
     """
     run = level[first:last + 1][flag[first:last + 1]]
     start_s = t0_s + first * s_per_col
@@ -118,21 +122,20 @@ def _refine_run_ends(level: np.ndarray, flag: np.ndarray, first: int, last: int,
     thr = fraction * float(np.median(run))
     lv = np.where(flag, level, 0.0)
     max_cols = int(round(max_trim_s / s_per_col))
-    # start: first column at or above the threshold, searched inward from the run's first column
     c = first
     while c < min(last, first + max_cols) and lv[c] < thr:
         c += 1
     before = lv[c - 1] if c - 1 >= 0 else 0.0
-    if c > first or before < thr:
-        x = (thr - before) / max(lv[c] - before, 1e-12) if lv[c] > before else 1.0
-        start_s = t0_s + (c - 1 + 0.5 + float(np.clip(x, 0.0, 1.0)) + 0.5) * s_per_col
+    if not (c == first and before >= thr):
+        x = (thr - before) / (lv[c] - before) if lv[c] > before else 1.0
+        start_s = t0_s + (c + float(np.clip(x, 0.0, 1.0))) * s_per_col
     c = last
     while c > max(first, last - max_cols) and lv[c] < thr:
         c -= 1
     after = lv[c + 1] if c + 1 < lv.size else 0.0
-    if c < last or after < thr:
-        x = (lv[c] - thr) / max(lv[c] - after, 1e-12) if lv[c] > after else 1.0
-        end_s = t0_s + (c + 0.5 + float(np.clip(x, 0.0, 1.0)) + 0.5) * s_per_col
+    if not (c == last and after >= thr):
+        x = (lv[c] - thr) / (lv[c] - after) if lv[c] > after else 1.0
+        end_s = t0_s + (c + 1 + float(np.clip(x, 0.0, 1.0))) * s_per_col
     return start_s, max(end_s, start_s + s_per_col)
 
 
