@@ -229,6 +229,9 @@ def _screen_spectral(path: str, screen, args):
         raise InputError(f"--spectral-region {args.spectral_region!r} must be four numbers X0,Y0,X1,Y1 "
                          "(inclusive screen pixels of the spectrum's box)")
     rows, cols = screen.shape[:2]
+    if not (0 <= box[0] < box[2] < cols and 0 <= box[1] < box[3] < rows):
+        raise InputError(f"--spectral-region {args.spectral_region} does not fit the {cols} x {rows} px screen "
+                         f"(need 0 <= X0 < X1 <= {cols - 1} and 0 <= Y0 < Y1 <= {rows - 1})")
     x0, y0, x1, y1 = check_crop_px(box, rows=rows, cols=cols, source_id=str(path))
     if not (y0 <= args.baseline_row <= y1):
         raise InputError(f"--baseline-row {args.baseline_row:g} lies outside the spectral region's rows "
