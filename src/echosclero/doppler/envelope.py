@@ -16,12 +16,23 @@ and Kathpalia et al., "Adaptive spectral envelope estimation for Doppler ultraso
    from the baseline (the spectrum of flow fills a minority of rows), then smoothed over time — so display
    gain, dynamic range and time-gain changes are measured from the display itself, never assumed;
 4. a pixel is *signal* when it exceeds ``floor + max(k * spread, min_contrast)``, or a lower
-   hysteresis threshold while connected to such pixels; on each side of the
-   baseline the envelope is the outermost signal row that is backed by a mostly-filled run toward the
-   baseline (isolated noise blobs are not), refined to a sub-row threshold crossing;
-5. a 5-column median removes spikes of one or two columns; the mean velocity is the excess-intensity-weighted mean
-   of the signal rows inside the envelope (an intensity-weighted mean of a log-compressed display, not a
-   power-weighted mean frequency).
+   hysteresis threshold while connected to such pixels; rows next to the baseline that are signal in
+   nearly every column (the clutter the wall filter let through) are left out; on each side of the
+   baseline the *detection* envelope is the outermost signal row that is backed by a mostly-filled run
+   toward the baseline (isolated noise blobs are not);
+5. the *maximum-velocity* envelope is then read on the spectrum's outer edge, inside the detection
+   envelope, where the smoothed display crosses ``floor + EDGE_LEVEL * (plateau - floor)``, the plateau
+   being the 90th percentile of the column's own signal pixels (refined to a sub-row crossing). The
+   outermost signal pixel carries the display's spectral broadening (analysis window, transit time and
+   geometry: Newhouse et al., IEEE Trans Sonics Ultrason 1980;27:50-59) and the noise tail, and moves
+   with gain; a level set between the spectrum's own plateau and the noise floor (the "modified threshold
+   crossing" family of Mo et al. 1988) is the same place on the edge whatever the gain and the dynamic
+   range of a log-compressed display (both shift or scale floor and plateau alike). The per-column
+   strength ``plateau - floor`` is kept so that flow runs can be placed on their edges in time too
+   (:mod:`echosclero.doppler.reflux`);
+6. a 5-column median removes spikes of one or two columns; the mean velocity is the excess-intensity-weighted mean
+   of the signal rows inside the detection envelope (an intensity-weighted mean of a log-compressed display,
+   not a power-weighted mean frequency).
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ Algorithm on a :class:`~echosclero.doppler.envelope.SpectralTrace`:
    ``search_after_release_s`` after the augmentation ends;
 3. without a detectable augmentation (a Valsalva manoeuvre, or a sweep that starts after release) the
    longest retrograde run is taken, and a warning says so;
-4. ``reflux_ms`` counts whole columns: ``(last - first + 1) * s_per_col``.
+4. the run's start and end are moved onto its edges in time: where the retrograde strength (the
+   spectrum's plateau above the noise floor) crosses ``TIME_EDGE_LEVEL`` of its median over the run,
+   interpolated between columns (the analysis window and the smoothing spread an abrupt start or end over
+   a few columns that the low detection threshold would all count); ``reflux_ms`` is end minus start.
 
 The trace is refused, with a message naming the way out, when it holds no flow at all, or when the
 envelope runs into the edge of the display (aliasing: the velocity scale is too small).
