@@ -16,12 +16,23 @@ and Kathpalia et al., "Adaptive spectral envelope estimation for Doppler ultraso
    from the baseline (the spectrum of flow fills a minority of rows), then smoothed over time — so display
    gain, dynamic range and time-gain changes are measured from the display itself, never assumed;
 4. a pixel is *signal* when it exceeds ``floor + max(k * spread, min_contrast)``, or a lower
-   hysteresis threshold while connected to such pixels; on each side of the
-   baseline the envelope is the outermost signal row that is backed by a mostly-filled run toward the
-   baseline (isolated noise blobs are not), refined to a sub-row threshold crossing;
-5. a 5-column median removes spikes of one or two columns; the mean velocity is the excess-intensity-weighted mean
-   of the signal rows inside the envelope (an intensity-weighted mean of a log-compressed display, not a
-   power-weighted mean frequency).
+   hysteresis threshold while connected to such pixels; rows next to the baseline that are signal in
+   nearly every column (the clutter the wall filter let through) are left out; on each side of the
+   baseline the *detection* envelope is the outermost signal row that is backed by a mostly-filled run
+   toward the baseline (isolated noise blobs are not);
+5. the *maximum-velocity* envelope is then read on the spectrum's outer edge, inside the detection
+   envelope, where the smoothed display crosses ``floor + EDGE_LEVEL * (plateau - floor)``, the plateau
+   being the 90th percentile of the column's own signal pixels (refined to a sub-row crossing). The
+   outermost signal pixel carries the display's spectral broadening (analysis window, transit time and
+   geometry: Newhouse et al., IEEE Trans Sonics Ultrason 1980;27:50-59) and the noise tail, and moves
+   with gain; a level set between the spectrum's own plateau and the noise floor (the "modified threshold
+   crossing" family of Mo et al. 1988) is the same place on the edge whatever the gain and the dynamic
+   range of a log-compressed display (both shift or scale floor and plateau alike). The per-column
+   strength ``plateau - floor`` is kept so that flow runs can be placed on their edges in time too
+   (:mod:`echosclero.doppler.reflux`);
+6. a 5-column median removes spikes of one or two columns; the mean velocity is the excess-intensity-weighted mean
+   of the signal rows inside the detection envelope (an intensity-weighted mean of a log-compressed display,
+   not a power-weighted mean frequency).
 """
 
 from __future__ import annotations
@@ -35,11 +46,40 @@ from echosclero.errors import InputError
 from echosclero.frames import SpectralCalibration
 
 __all__ = [
+    "EDGE_LEVEL",
+    "ENVELOPE_DEFINITION",
     "SpectralTrace",
     "display_intensity",
     "trace_display",
     "trace_spectrum",
 ]
+
+#: Level of the spectrum's outer edge where the maximum velocity is read: this fraction of the way from the
+#: noise floor to the spectrum's plateau (the 90th percentile of its own pixels in that column), on the
+#: displayed (log-compressed) scale. Gain shifts floor and plateau alike and the dynamic range scales both,
+#: so the level is the same place on the edge whatever the display settings; 0.8 sits near the half-power
+#: point of a broadened edge for displays of 6-30 dB SNR (the true edge of a flat spectrum blurred by a
+#: symmetric kernel lies at half its power). Benchmarked in docs/benchmarks-reflux.md.
+EDGE_LEVEL = 0.8
+
+#: The definition written into the JSON, with its sources.
+ENVELOPE_DEFINITION = {
+    "name": "edge-level maximum velocity",
+    "definition": (
+        "per column, the outermost velocity where the smoothed display reaches noise_floor + edge_level x "
+        "(plateau - noise_floor), plateau = 90th percentile of the spectrum's own pixels, on the displayed "
+        "(log) scale; columns only count as flow where this lies above the baseline / wall-filter band; a flow "
+        "run starts and ends where its strength (plateau above floor) crosses time_edge_level x its median "
+        "over the run"
+    ),
+    "edge_level": EDGE_LEVEL,
+    "source": (
+        "threshold relative to the spectrum's own level, searched outward (modified threshold crossing): Mo LYL, "
+        "Yun LCM, Cobbold RSC, Ultrasound Med Biol 1988;14:355-63; spectral broadening by transit time and "
+        "geometry, which the outermost pixel carries: Newhouse VL et al., IEEE Trans Sonics Ultrason "
+        "1980;27:50-59"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -63,6 +103,12 @@ class SpectralTrace:
         Per-column noise statistics in the units of the traced intensity.
     antegrade_limit_cm_s, retrograde_limit_cm_s
         The largest speeds the display shows on each side.
+    antegrade_level, retrograde_level : (n,) ndarray or None
+        Strength of the spectrum on each side: its plateau level above the noise floor, in the units of the
+        traced intensity (0 where that side shows no flow); used to place the start and end of a flow run
+        at the half-way level in time, as the envelope is placed in velocity.
+    envelope_definition
+        Which level of the spectrum's edge the maximum-velocity envelope follows (text for the JSON).
     """
 
     t_s: np.ndarray
@@ -78,6 +124,9 @@ class SpectralTrace:
     noise_spread: np.ndarray
     antegrade_limit_cm_s: float
     retrograde_limit_cm_s: float
+    antegrade_level: np.ndarray | None = None
+    retrograde_level: np.ndarray | None = None
+    envelope_definition: str = "outermost signal"
 
     @property
     def s_per_col(self) -> float:
@@ -192,6 +241,7 @@ def trace_spectrum(
     smooth_time_ms: float = 12.0,
     hysteresis: float = 0.7,
     min_area_fraction: float = 1.0,
+    edge_level: float | None = EDGE_LEVEL,
 ) -> SpectralTrace:
     """Trace the maximum and mean velocity envelopes of a spectrum image.
 
@@ -222,6 +272,10 @@ def trace_spectrum(
         Connected signal patches smaller than this fraction of 40 ms x 5 cm/s are dropped as speckle.
     smooth_time_ms
         Standard deviation of the Gaussian smoothing along time (at least 0.8 column).
+    edge_level
+        Where the maximum-velocity envelope sits on the spectrum's outer edge, as a fraction of the way from
+        the noise floor to the spectrum's own plateau level in that column (see :data:`EDGE_LEVEL`);
+        ``None``: the outermost signal pixel (the detection envelope, broadening included).
 
     Returns
     -------
@@ -295,6 +349,16 @@ def trace_spectrum(
         threshold = np.maximum(threshold, floor + 1.3 * float(np.nanpercentile(tail_excess, 25)))
     threshold = np.maximum(threshold, floor + min_contrast)
     strong = (smooth > threshold[None, :]) & valid_rows[:, None]
+    # the wall-filter / clutter band: rows next to the baseline that show "signal" in nearly every column
+    # (flow comes and goes; a band that never leaves is the tissue echo the wall filter let through)
+    persistent = np.mean(strong, axis=1) > 0.85
+    for sign in (1.0, -1.0):
+        rows_side = np.flatnonzero(valid_rows & (np.sign(v) == sign))
+        rows_side = rows_side[np.argsort(np.abs(v[rows_side]))]  # from the baseline outward
+        n_band = int(np.argmax(~persistent[rows_side])) if rows_side.size and not persistent[rows_side].all() else 0
+        if 0 < n_band < rows_side.size // 3:
+            valid_rows[rows_side[:n_band]] = False
+            strong[rows_side[:n_band]] = False
     # hysteresis (as in Canny's edge linking): weaker pixels count as signal where they connect to strong
     # ones, which keeps a faint, decelerating reflux continuous through speckle dropouts
     weak = (smooth > (floor + hysteresis * (threshold - floor))[None, :]) & valid_rows[:, None]
@@ -356,13 +420,60 @@ def trace_spectrum(
         return (np.where(fill, env_h, env), np.where(fill, mean_h, mean), np.where(fill, power_h, power),
                 clipped, lim)
 
-    a_max, a_mean, a_pow, a_clip, a_lim = both(valid_rows & (v > 0))
-    r_max, r_mean, r_pow, r_clip, r_lim = both(valid_rows & (v < 0))
+    def edge(rows_sel: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The edge-level envelope inside the detected (outer) one, and the plateau level per column."""
+        idx = np.flatnonzero(rows_sel)
+        if idx.size == 0 or edge_level is None:
+            return outer, np.full(img.shape[1], np.nan)
+        order = idx[np.argsort(-np.abs(v[idx]))]
+        speeds = np.abs(v[order])
+        s = smooth[order]
+        inside = (speeds[:, None] <= outer[None, :] + 1e-9) & (outer[None, :] > 0)
+        sig = inside & linked[order]
+        # the plateau: the upper part of the spectrum's own level in the column (robust to speckle peaks)
+        vals = np.where(sig, s, np.nan)
+        plateau = np.full(s.shape[1], np.nan)
+        has = sig.any(axis=0)
+        if np.any(has):
+            plateau[has] = np.nanpercentile(vals[:, has], 90, axis=0)
+        level = floor + edge_level * (plateau - floor)
+        above = inside & (s >= level[None, :])
+        n = above.shape[0]
+        cs = np.vstack([np.zeros((1, above.shape[1])), np.cumsum(above, axis=0)])
+        ends = np.minimum(np.arange(n) + run_rows, n)
+        dens = (cs[ends] - cs[:n]) / (ends - np.arange(n))[:, None]
+        qualify = above & (dens >= 0.6)
+        any_q = qualify.any(axis=0) & np.isfinite(level)
+        first = np.argmax(qualify, axis=0)
+        cols = np.arange(n_cols_all)
+        env = np.where(any_q, speeds[first], 0.0)
+        outer_row = np.maximum(first - 1, 0)
+        g_in = s[first, cols]
+        g_out = s[outer_row, cols]
+        denom = g_in - g_out
+        frac = np.where(denom > 1e-12, (g_in - level) / np.where(denom > 1e-12, denom, 1.0), 0.0)
+        frac = np.clip(frac, 0.0, 1.0)
+        env = np.where(any_q & (first > 0), env + frac * (speeds[outer_row] - speeds[first]), env)
+        # flow slower than the rows traced (the baseline / wall-filter band) is no flow
+        env = np.where(env >= min_velocity_cm_s, env, 0.0)
+        return np.minimum(env, outer), plateau
+
+    n_cols_all = img.shape[1]
+    a_out, a_mean, a_pow, a_clip, a_lim = both(valid_rows & (v > 0))
+    r_out, r_mean, r_pow, r_clip, r_lim = both(valid_rows & (v < 0))
+    a_max, a_plateau = edge(valid_rows & (v > 0), a_out)
+    r_max, r_plateau = edge(valid_rows & (v < 0), r_out)
+    a_clip &= a_max > 0
+    r_clip &= r_max > 0
     # 5. one-column spikes
     a_max = ndimage.median_filter(a_max, 5, mode="constant", cval=0.0)
     r_max = ndimage.median_filter(r_max, 5, mode="constant", cval=0.0)
     a_mean = np.where(a_max > 0, ndimage.median_filter(a_mean, 5, mode="nearest"), 0.0)
     r_mean = np.where(r_max > 0, ndimage.median_filter(r_mean, 5, mode="nearest"), 0.0)
+    a_level = np.nan_to_num(a_plateau - floor, nan=0.0).clip(0.0)
+    r_level = np.nan_to_num(r_plateau - floor, nan=0.0).clip(0.0)
+    a_level = np.where(a_max > 0, ndimage.median_filter(a_level, 5, mode="nearest"), 0.0)
+    r_level = np.where(r_max > 0, ndimage.median_filter(r_level, 5, mode="nearest"), 0.0)
     a_pow = np.where(a_max > 0, a_pow, 0.0)
     r_pow = np.where(r_max > 0, r_pow, 0.0)
     return SpectralTrace(
@@ -377,6 +488,10 @@ def trace_spectrum(
         clipped_retrograde=r_clip & (r_max > 0),
         noise_floor=floor,
         noise_spread=spread,
+        antegrade_level=a_level,
+        retrograde_level=r_level,
+        envelope_definition=("outermost signal" if edge_level is None else
+                             f"edge level {edge_level:g} (noise floor to plateau, displayed scale)"),
         antegrade_limit_cm_s=a_lim,
         retrograde_limit_cm_s=r_lim,
     )
@@ -401,6 +516,7 @@ def trace_display(
     reflux_above_baseline: bool = False,
     min_velocity_cm_s: float | None = None,
     k_sigma: float = 4.0,
+    edge_level: float | None = EDGE_LEVEL,
 ) -> SpectralTrace:
     """Trace a calibrated spectral Doppler display (the cropped PW/CW region).
 
@@ -413,7 +529,7 @@ def trace_display(
     reflux_above_baseline
         ``False`` (default): flow toward the heart is shown above the baseline, reflux below.
         ``True``: the display is inverted.
-    min_velocity_cm_s, k_sigma
+    min_velocity_cm_s, k_sigma, edge_level
         See :func:`trace_spectrum`.
     """
     img = display_intensity(pixels)
@@ -425,4 +541,5 @@ def trace_display(
         )
     v = row_velocities_cm_s(calibration, n_rows, reflux_above_baseline=reflux_above_baseline)
     t = calibration.time_s(np.arange(n_cols))
-    return trace_spectrum(img, v, t, min_velocity_cm_s=min_velocity_cm_s, k_sigma=k_sigma, full_scale=1.0)
+    return trace_spectrum(img, v, t, min_velocity_cm_s=min_velocity_cm_s, k_sigma=k_sigma, full_scale=1.0,
+                          edge_level=edge_level)

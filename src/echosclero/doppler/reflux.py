@@ -16,7 +16,10 @@ Algorithm on a :class:`~echosclero.doppler.envelope.SpectralTrace`:
    ``search_after_release_s`` after the augmentation ends;
 3. without a detectable augmentation (a Valsalva manoeuvre, or a sweep that starts after release) the
    longest retrograde run is taken, and a warning says so;
-4. ``reflux_ms`` counts whole columns: ``(last - first + 1) * s_per_col``.
+4. the run's start and end are moved onto its edges in time: where the retrograde strength (the
+   spectrum's plateau above the noise floor) crosses ``TIME_EDGE_LEVEL`` of its median over the run,
+   interpolated between columns (the analysis window and the smoothing spread an abrupt start or end over
+   a few columns that the low detection threshold would all count); ``reflux_ms`` is end minus start.
 
 The trace is refused, with a message naming the way out, when it holds no flow at all, or when the
 envelope runs into the edge of the display (aliasing: the velocity scale is too small).
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from echosclero.doppler.envelope import SpectralTrace, trace_display
+from echosclero.doppler.envelope import ENVELOPE_DEFINITION, SpectralTrace, trace_display
 from echosclero.doppler.iq import trace_iq
 from echosclero.errors import InputError
 from echosclero.frames import SpectralCalibration
@@ -43,6 +46,12 @@ __all__ = [
 ]
 
 REFLUX_SCHEMA = "echosclero.reflux/1"
+
+#: The start and end of the reflux: where the retrograde spectrum's strength (its plateau above the noise
+#: floor, displayed scale) crosses this fraction of its median over the run. Higher values cut an abrupt
+#: end's blur more closely but also cut a slowing tail that fades into the wall-filter band; 0.2 keeps both
+#: families' median error within 30 ms (docs/benchmarks-reflux.md).
+TIME_EDGE_LEVEL = 0.2
 
 
 class EmptySpectrumError(InputError):
@@ -93,7 +102,45 @@ class RefluxMeasurement:
                 "retrograde": round(tr.retrograde_limit_cm_s, 2),
             },
             "warnings": list(self.warnings),
+            "envelope": {**ENVELOPE_DEFINITION, "time_edge_level": TIME_EDGE_LEVEL,
+                         "traced_as": tr.envelope_definition},
         }
+
+
+def _refine_run_ends(level: np.ndarray, flag: np.ndarray, first: int, last: int, t0_s: float, s_per_col: float,
+                     fraction: float, max_trim_s: float) -> tuple[float, float]:
+    """Start and end times of a flow run, where its strength crosses ``fraction`` x its median (sub-column).
+
+    The display's time blur (analysis window, smoothing) spreads an abrupt start or end over a few columns
+    where the spectrum fades; the low-threshold detection counts all of them. The crossing of a fixed
+    fraction of the run's own strength is the same place on that edge whatever the gain.
+
+    Column ``c`` covers ``[t0 + c * dt, t0 + (c + 1) * dt)``; a crossing between columns ``c`` and ``c + 1``
+    at the fraction ``x`` of the way lies at ``t0 + (c + 1 + x) * dt``.
+    """
+    run = level[first:last + 1][flag[first:last + 1]]
+    start_s = t0_s + first * s_per_col
+    end_s = t0_s + (last + 1) * s_per_col
+    if run.size < 3 or not np.any(run > 0):
+        return start_s, end_s
+    thr = fraction * float(np.median(run))
+    lv = np.where(flag, level, 0.0)
+    max_cols = int(round(max_trim_s / s_per_col))
+    c = first
+    while c < min(last, first + max_cols) and lv[c] < thr:
+        c += 1
+    before = lv[c - 1] if c - 1 >= 0 else 0.0
+    if not (c == first and before >= thr):
+        x = (thr - before) / (lv[c] - before) if lv[c] > before else 1.0
+        start_s = t0_s + (c + float(np.clip(x, 0.0, 1.0))) * s_per_col
+    c = last
+    while c > max(first, last - max_cols) and lv[c] < thr:
+        c -= 1
+    after = lv[c + 1] if c + 1 < lv.size else 0.0
+    if not (c == last and after >= thr):
+        x = (lv[c] - thr) / (lv[c] - after) if lv[c] > after else 1.0
+        end_s = t0_s + (c + 1 + float(np.clip(x, 0.0, 1.0))) * s_per_col
+    return start_s, max(end_s, start_s + s_per_col)
 
 
 def _runs(flag: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
@@ -114,6 +161,8 @@ def measure_reflux(
     search_after_release_s: float = 1.0,
     min_augmentation_cm_s: float = 5.0,
     aliasing_tolerance: float = 0.02,
+    time_edge_level: float | None = TIME_EDGE_LEVEL,
+    max_trim_ms: float = 250.0,
 ) -> RefluxMeasurement:
     """Find the augmentation and the reflux that follows release; measure its duration and velocities.
 
@@ -131,6 +180,11 @@ def measure_reflux(
     aliasing_tolerance
         Fraction of flow columns allowed to touch the display edge before the spectrum is refused as
         aliased.
+    time_edge_level
+        The reflux starts and ends where the retrograde spectrum's strength crosses this fraction of its
+        median strength over the run (see :data:`TIME_EDGE_LEVEL`); ``None``: whole flagged columns.
+    max_trim_ms
+        The start and the end move inward by at most this much from the detected run.
 
     Raises
     ------
@@ -195,10 +249,15 @@ def measure_reflux(
         reflux_ms, start_s, end_s, peak_r = 0.0, None, None, 0.0
     else:
         first, last = reflux
-        reflux_ms = (last - first + 1) * s_per_col * 1000.0
         start_s = float(trace.t_s[first])
         end_s = float(trace.t_s[last] + s_per_col)
-        peak_r = float(r_env[first:last + 1].max())
+        if trace.retrograde_level is not None and time_edge_level is not None:
+            start_s, end_s = _refine_run_ends(trace.retrograde_level, retro, first, last, float(trace.t_s[0]),
+                                              s_per_col, time_edge_level, max_trim_ms / 1000.0)
+        reflux_ms = (end_s - start_s) * 1000.0
+        i0 = max(first, int(np.floor((start_s - trace.t_s[0]) / s_per_col)))
+        i1 = min(last, int(np.ceil((end_s - trace.t_s[0]) / s_per_col)) - 1)
+        peak_r = float(r_env[i0:i1 + 1].max()) if i1 >= i0 else float(r_env[first:last + 1].max())
     if aug is not None:
         aug_start, aug_end = float(trace.t_s[aug[0]]), float(trace.t_s[aug[1]] + s_per_col)
         peak_a = float(a_env[aug[0]:aug[1] + 1].max())
