@@ -284,6 +284,24 @@ def lumen_from_mask(prep: Prepared, part: np.ndarray, row0: int, col0: int) -> L
                     echogenic=False)
 
 
+
+def _bridge_needle(prep: Prepared, m: np.ndarray, ignore: np.ndarray | None) -> np.ndarray:
+    """A needle crossing a lumen: bridge the gap inside the needle's mask, only where lumen lies on both sides."""
+    if ignore is None:
+        return m
+    bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(BRIDGE_MM / prep.mm_per_px_x))
+    return np.where(ignore, bridge, m).astype(np.uint8)
+
+
+def _components(prep: Prepared, m: np.ndarray):
+    """``(mask crop, row0, col0)`` of each connected component of ``m`` at least a lumen of MIN_DIAMETER_MM."""
+    min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (prep.mm_per_px_x * prep.mm_per_px_z)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=_label_type(m))
+    for i in range(1, n):
+        x, y, w, h, a = (int(v) for v in stats[i])
+        if a >= min_px:
+            yield (labels[y:y + h, x:x + w] == i).astype(np.uint8), y, x
+
 def _refine(comp: np.ndarray, row0: int, col0: int, ratio: np.ndarray, prep: Prepared, *,
             max_contrast: float = MAX_CONTRAST) -> tuple[np.ndarray | None, int, int, float]:
     """Re-threshold one component at its own edge level: lumen level + EDGE_FRACTION x (rim - lumen)."""
@@ -612,25 +630,14 @@ def detect_lumens(prep: Prepared, *, ignore: np.ndarray | None = None, shadow: n
         return []
     ratio = prep.ratio
     m = lumen_mask(prep)
-    if ignore is not None:
-        # a needle crossing a lumen: bridge the gap only where lumen lies on both sides
-        bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(BRIDGE_MM / prep.mm_per_px_x))
-        m = np.where(ignore, bridge, m).astype(np.uint8)
+    m = _bridge_needle(prep, m, ignore)
     hidden = None
     if shadow is not None and shadow.any():
         hidden = shadow if keep is None else shadow & ~keep
         m[hidden] = 0
         hidden = cv2.dilate(hidden.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    m = _fill_holes(m)
-    mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
-    min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mmx * mmz)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=_label_type(m))
     out: list[Lumen] = []
-    for i in range(1, n):
-        x, y, w, h, a = (int(v) for v in stats[i])
-        if a < min_px:
-            continue
-        comp = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+    for comp, y, x in _components(prep, _fill_holes(m)):
         comp, y, x, contrast = _refine(comp, y, x, ratio, prep, max_contrast=SOFT_MAX_CONTRAST)
         if comp is None:
             continue
@@ -694,20 +701,11 @@ def detect_learned_lumens(prep: Prepared, prob: np.ndarray, *, ignore: np.ndarra
     """
     if not prep.usable:
         return []
-    m = (prob >= np.float32(NET_LUMEN_PROB)).astype(np.uint8)
-    if ignore is not None:
-        bridge = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(BRIDGE_MM / prep.mm_per_px_x))
-        m = np.where(ignore, bridge, m).astype(np.uint8)
-    m = _fill_holes(m)
-    mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
-    min_px = math.pi * (MIN_DIAMETER_MM / 2) ** 2 / (mmx * mmz)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=_label_type(m))
+    m = _bridge_needle(prep, (prob >= np.float32(NET_LUMEN_PROB)).astype(np.uint8), ignore)
+    mmx = prep.mm_per_px_x
     out: list[Lumen] = []
-    for i in range(1, n):
-        x, y, w, h, a = (int(v) for v in stats[i])
-        if a < min_px:
-            continue
-        comp = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+    for comp, y, x in _components(prep, _fill_holes(m)):
+        h, w = comp.shape
         parts = [comp]
         if _solidity(comp) < SPLIT_SOLIDITY and not _spans_width(comp, x, prep.shape[1]):
             split = split_touching(comp, mmx, colour=None if prep.colour_small is None else
