@@ -201,7 +201,8 @@ def main(argv=None) -> int:
             pm_per, pm_overall = evaluate_cines((name, [frames]) for name, frames in cines)
             pm = {"overall": pm_overall, "per_cine": pm_per}
     sp = speed()
-    res = {"date": time.strftime("%Y-%m-%d"), "machine": {"platform": platform.platform(), "processor": platform.processor(),
+    machine = {"platform": platform.platform(), "processor": platform.processor()}
+    res = {"date": time.strftime("%Y-%m-%d"), "machine": {**machine,
                                              "cpus": os.cpu_count(), "python": platform.python_version(),
                                              "opencv": cv2.__version__},
            "seeds": seeds, "targets": TARGETS, "overall": overall, "per_scenario": per, "speed": sp, "pymust": pm,
