@@ -227,7 +227,7 @@ def _origin_ok(ws: WebSocket) -> bool:
 
 
 def _audit(ws: WebSocket, user, detail: dict) -> None:
-    shim = SimpleNamespace(method="GET", url=ws.url, client=ws.client)
+    shim = SimpleNamespace(method="GET", url=ws.url, client=ws.client, headers=ws.headers, app=ws.app)
     with ws.app.state.sessionmaker() as db:
         insert_audit(db, [audit_row(shim, user, "read", "live_stream", detail=detail)])  # type: ignore[arg-type]
         commit(db)
