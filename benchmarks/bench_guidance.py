@@ -194,12 +194,18 @@ def main(argv=None) -> int:
     per, overall = evaluate(scenarios, seeds)
     pm = None
     if not args.no_pymust:
-        from benchmarks.pymust_scenes import iter_pymust_scenes
+        from benchmarks.pymust_scenes import SETUPS, iter_pymust_scenes
 
-        cines = list(iter_pymust_scenes(generate_missing=args.generate_pymust))
-        if cines:
+        pm = {}
+        for key in SETUPS:
+            try:
+                cines = list(iter_pymust_scenes(generate_missing=args.generate_pymust, setup=key))
+            except FileNotFoundError as exc:
+                print(f"PyMUST setup {key} not scored: {exc}", flush=True)
+                continue
             pm_per, pm_overall = evaluate_cines((name, [frames]) for name, frames in cines)
-            pm = {"overall": pm_overall, "per_cine": pm_per}
+            pm[key] = {"overall": pm_overall, "per_cine": pm_per, "setup": SETUPS[key].__dict__}
+        pm = pm or None
     sp = speed()
     machine = {"platform": platform.platform(), "processor": platform.processor()}
     res = {"date": time.strftime("%Y-%m-%d"), "machine": {**machine,
@@ -268,16 +274,22 @@ def _write_md(res):
     if pm is None:
         lines += ["Not scored in this run (generate with `python -m benchmarks.pymust_scenes --generate`).", ""]
     else:
-        lines += ["Same scenes and truth rendered by PyMUST (three plane waves, L9-4 probe; see "
-                  "[the scenes page](benchmarks-pymust-scenes.md)). The engine was not tuned on them (they were only "
-                  "looked at while diagnosing missed lumens).", "",
-                  "| cine | F1 | diam. err. med. (mm) | tip err. med. / p95 (mm) | kind acc. | foam err. |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        for name, m in list(pm["per_cine"].items()) + [("all", pm["overall"])]:
-            lines.append(f"| {name} | {_fmt(m['vessel_f1'])} | {_fmt(m['diameter_err_median_mm'])} | "
-                         f"{_fmt(m['tip_err_median_mm'])} / {_fmt(m['tip_err_p95_mm'])} | "
-                         f"{_fmt(m['kind_accuracy'])} | {_fmt(m['foam_fill_err_mean'])} |")
-        lines.append("")
+        lines += ["Same scenes and truth rendered by PyMUST, one table per imaging setup (`SETUPS` in "
+                  "`benchmarks/pymust_scenes.py`: A = L9-4/38, three plane waves, F# 1.0; B = L12-3v, one plane "
+                  "wave, F# 1.5, coarser speckle, more noise, 50 dB; see "
+                  "[the scenes page](benchmarks-pymust-scenes.md)). The engine was not tuned on them.", ""]
+        for key, block in pm.items():
+            st = block["setup"]
+            lines += [f"Setup {key}: {st['probe']}, tilts {list(st['tilts_deg'])} deg, receive F# {st['f_number_rx']}, "
+                      f"{st['scatterers_per_mm2']:g} scatterers/mm2, noise {st['noise_db']:g} dB, "
+                      f"{st['dynamic_range_db']:g} dB display.", "",
+                      "| cine | F1 | diam. err. med. (mm) | tip err. med. / p95 (mm) | kind acc. | foam err. |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for name, m in list(block["per_cine"].items()) + [("all", block["overall"])]:
+                lines.append(f"| {name} | {_fmt(m['vessel_f1'])} | {_fmt(m['diameter_err_median_mm'])} | "
+                             f"{_fmt(m['tip_err_median_mm'])} / {_fmt(m['tip_err_p95_mm'])} | "
+                             f"{_fmt(m['kind_accuracy'])} | {_fmt(m['foam_fill_err_mean'])} |")
+            lines.append("")
     la = res.get("load_average")
     if la:
         lines += [f"Load average during the run: {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1/5/15 min); per-frame "

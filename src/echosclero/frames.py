@@ -3,7 +3,7 @@
 A :class:`Frame` is pixels **plus** the physics that turns them into millimetres (and, for a spectral
 Doppler display, a column into seconds and a row into cm/s), plus a timestamp.
 
-Conventions (see ``shared/DESIGN.md``):
+Conventions (see ``docs/design.md``):
 
 * pixel arrays are indexed ``(row, col)``; physical positions are ``(x_mm, z_mm)`` — ``x`` lateral from the
   left edge of the imaging region, ``z`` depth below its top edge (the skin line);
@@ -24,11 +24,16 @@ import numpy as np
 from echosclero.errors import InputError
 
 __all__ = [
+    "ANALYSIS_SCHEMA",
     "Calibration",
     "CalibrationError",
     "Frame",
     "SpectralCalibration",
 ]
+
+
+#: Version tag of the analysis document (``analyze --json``, live runs, the simulator's truth), defined here once.
+ANALYSIS_SCHEMA = "echosclero.analysis/1"
 
 
 class CalibrationError(InputError):

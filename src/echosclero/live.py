@@ -36,7 +36,7 @@ from typing import IO
 
 import numpy as np
 
-from echosclero.batch.analysis import SCHEMA
+from echosclero.batch.analysis import analysis_document
 from echosclero.errors import StreamError
 from echosclero.sources.base import Source
 
@@ -296,7 +296,7 @@ class LiveJsonWriter:
         self.n_frames = 0
 
     def _header(self) -> dict:
-        return {"schema": SCHEMA, "source": self.source_id, "calibration": self.calibration}
+        return analysis_document(self.source_id, self.calibration)
 
     def _start(self) -> None:
         self._started = True

@@ -69,7 +69,7 @@ def test_plan_totals_over_a_session_only_warn():
 
 def test_plan_item_rules_refuse():
     vs = check_plan([_d("FV")], weight_kg=70, rules=RB)
-    # no published source read for it yet: a [verify] rule, so it warns (shared/CLINICAL.md conventions)
+    # no published source read for it yet: a [verify] rule, so it warns (docs/clinical.md conventions)
     assert any(v.rule.code == "DEEP_VEIN_TARGET" and not v.refuses and v.field.startswith("items.0") for v in vs)
     vs = check_plan([_d("CPV", ml=3.0)], weight_kg=70, rules=RB)
     assert any(v.rule.code == "FOAM_PUNCTURE_PERFORATOR_MAX_ML" and v.refuses for v in vs)

@@ -1,4 +1,4 @@
-"""Dose arithmetic and the dose-safety rules (shared/CLINICAL.md section 1)."""
+"""Dose arithmetic and the dose-safety rules (docs/clinical.md section 1)."""
 
 import math
 

@@ -13,12 +13,23 @@ import time
 from dataclasses import dataclass
 
 from echosclero.errors import EchoScleroError
+from echosclero.frames import ANALYSIS_SCHEMA
 from echosclero.sources.base import Source
 
-__all__ = ["SCHEMA", "SourceAnalysis", "analyse_source"]
+__all__ = ["SCHEMA", "SourceAnalysis", "analyse_source", "analysis_document"]
 
-#: Version tag of the analysis document (``shared/DESIGN.md``).
-SCHEMA = "echosclero.analysis/1"
+#: Version tag of the analysis document.
+SCHEMA = ANALYSIS_SCHEMA
+
+
+def analysis_document(source_id: str, calibration: dict | None, frames: list[dict] | None = None) -> dict:
+    """The ``echosclero.analysis/1`` document: ``{"schema", "source", "calibration", "frames"}``, made here for
+    files, folders, archives, live runs (whose writer streams it) and the demo alike. ``frames=None``: the header
+    alone (a live writer's first line)."""
+    doc = {"schema": SCHEMA, "source": source_id, "calibration": calibration}
+    if frames is not None:
+        doc["frames"] = frames
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,5 +148,5 @@ def analyse_source(
         if bar is not None:
             bar.close()
     elapsed_s = time.perf_counter() - t0
-    document = {"schema": SCHEMA, "source": source.source_id, "calibration": calibration, "frames": frames_json}
+    document = analysis_document(source.source_id, calibration, frames_json)
     return SourceAnalysis(document=document, elapsed_s=elapsed_s, engine_ms=engine_ms, error=error)

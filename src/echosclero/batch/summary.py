@@ -94,7 +94,7 @@ def summarise_document(
     Parameters
     ----------
     document
-        One file's analysis (``frames`` as in ``shared/DESIGN.md``).
+        One file's analysis (``frames`` as in ``docs/design.md``).
     name
         The file's name in the archive.
     elapsed_s

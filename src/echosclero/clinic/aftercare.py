@@ -1,6 +1,6 @@
 """Aftercare and pre-procedure instructions, generated per patient and regimen from editable templates.
 
-Regimens are data with their sources (shared/CLINICAL.md section 5); the clinic picks one per session and
+Regimens are data with their sources (docs/clinical.md section 5); the clinic picks one per session and
 may edit the templates (Jinja2, rendered in a sandbox with strict undefined variables, so a typo in a
 template is refused when it is saved rather than printed to a patient).
 """
@@ -87,7 +87,7 @@ REGIMENS: dict[str, Regimen] = {
             7,
             14,
             28,
-            "clinic regimen example (shared/CLINICAL.md section 5); [trial] Kern 2007 for 3 weeks in C1",
+            "clinic regimen example (docs/clinical.md section 5); [trial] Kern 2007 for 3 weeks in C1",
         ),
         Regimen(
             "nice_short",
@@ -113,7 +113,7 @@ def get_regimen(code: str) -> Regimen:
         raise InputError(f"unknown aftercare regimen {code!r}; valid: {', '.join(REGIMENS)}") from None
 
 
-#: The seed clinics' instructions (shared/CLINICAL.md section 5; clinic policy), for the printed handout and
+#: The seed clinics' instructions (docs/clinical.md section 5; clinic policy), for the printed handout and
 #: the API. The clinic edits them (``PUT /api/instruction-templates/{key}``); the regimen fills in the
 #: compression, the record fills in the dates. One instruction per line, "- " starting a bullet.
 DEFAULT_TEMPLATES: dict[str, str] = {

@@ -1,10 +1,10 @@
-"""Candidacy for sclerotherapy: the contraindication checklist (shared/CLINICAL.md section 2).
+"""Candidacy for sclerotherapy: the contraindication checklist (docs/clinical.md section 2).
 
 Absolute contraindications block planning and treatment unless a physician overrides with a written
 reason; relative ones are warnings whose reasoning is recorded. Sources: [guideline] UIP consensus on
 sclerotherapy contraindications (Parsi et al., Phlebology); [label] Aethoxysklerol SmPC section 4.3;
 [label] Sotradecol prescribing information (Contraindications); [guideline] NICE CG168 (pregnancy, which the
-checklist of shared/CLINICAL.md keeps as relative: a warning with NICE's advice, weighed by the clinician).
+checklist of docs/clinical.md keeps as relative: a warning with NICE's advice, weighed by the clinician).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ CONTRAINDICATIONS: tuple[Contraindication, ...] = (
         f"{_UIP}; [label] Aethoxysklerol SmPC 4.4",
     ),
     Contraindication("superficial_thrombophlebitis", "acute superficial thrombophlebitis", _R, _UIP),
-    # Relative, as shared/CLINICAL.md section 2 lists it (UIP, labels); the same section also cites NICE, whose
+    # Relative, as docs/clinical.md section 2 lists it (UIP, labels); the same section also cites NICE, whose
     # advice is in the text a clinician sees with the warning.
     Contraindication(
         "pregnancy",
@@ -108,7 +108,7 @@ CONTRAINDICATIONS: tuple[Contraindication, ...] = (
     ),
     Contraindication("migraine", "migraine (with foam)", _R, _UIP, foam_only=True),
     Contraindication("anticoagulation", "anticoagulation", _R, _UIP),
-    # The seed clinics ask for a week without aspirin before a session (clinic policy, shared/CLINICAL.md
+    # The seed clinics ask for a week without aspirin before a session (clinic policy, docs/clinical.md
     # section 5; the number of days is the rule ASPIRIN_FREE_DAYS_BEFORE, 7 by default).
     Contraindication(
         "aspirin_last_7_days",

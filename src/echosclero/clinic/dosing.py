@@ -1,4 +1,4 @@
-"""Sclerosant doses: drug mass, running totals and the dose-safety checks (shared/CLINICAL.md section 1).
+"""Sclerosant doses: drug mass, running totals and the dose-safety checks (docs/clinical.md section 1).
 
 Pure functions; the numbers come from :mod:`echosclero.clinic.rules` (each with its source). Mass of
 drug (arithmetic): ``mg = concentration_pct x 10 x liquid volume in mL``; for foam the liquid volume is
@@ -188,7 +188,7 @@ def totals(doses: Iterable[Dose]) -> Totals:
 
 #: Concentration ranges (%), by vein type, agent and form: (lowest, highest); ``None`` = no bound given.
 #: [verify] Rabe et al., European guidelines for sclerotherapy in chronic venous disorders, Phlebology
-#: 2014;29:338-54, Tables 2-3 (as summarised in shared/CLINICAL.md; warn only). A missing key means the
+#: 2014;29:338-54, Tables 2-3 (as summarised in docs/clinical.md; warn only). A missing key means the
 #: guideline gives no range for that combination (e.g. STS foam for telangiectasias).
 _P, _S, _LQ, _FM = Agent.POLIDOCANOL, Agent.SODIUM_TETRADECYL_SULFATE, Form.LIQUID, Form.FOAM
 CONCENTRATION_RANGES: dict[tuple[VeinType, Agent, Form], tuple[float | None, float]] = {

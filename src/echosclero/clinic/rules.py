@@ -1,7 +1,7 @@
 """The clinic's rule book: every enforced number, its unit, its enforcement and its published source.
 
 One table (:data:`DEFAULT_RULES`) that a clinic can review (``GET /api/rules``) and adjust (``PUT
-/api/rules/{code}``, physicians only, audited). Marks follow ``shared/CLINICAL.md``:
+/api/rules/{code}``, physicians only, audited). Marks follow ``docs/clinical.md``:
 
 - ``label``: read in a product label / SmPC; ``guideline``: a guideline or consensus text; ``trial``;
 - ``verify``: not read in a primary source here. A ``verify`` rule can only *warn* (enforced by
@@ -147,7 +147,7 @@ UIP_FOLLOWUP = "UIP consensus on duplex follow-up after treatment (De Maeseneer 
 
 #: The defaults shipped with EchoSclero. Each number has its source next to it.
 DEFAULT_RULES: tuple[Rule, ...] = (
-    # --- sclerosant limits (shared/CLINICAL.md section 1) ---
+    # --- sclerosant limits (docs/clinical.md section 1) ---
     Rule(
         "POLIDOCANOL_DAILY_MG_PER_KG",
         "polidocanol per day, per kg body weight",
@@ -313,7 +313,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         _V,
         "not read in a primary source here: every vein type with a concentration in "
         + RABE_2014
-        + " is superficial or a perforator, none is deep (shared/CLINICAL.md section 1); warns until checked",
+        + " is superficial or a perforator, none is deep (docs/clinical.md section 1); warns until checked",
         _W,
     ),
     Rule(

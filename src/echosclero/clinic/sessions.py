@@ -41,7 +41,7 @@ class ObservationOutcome(StrEnum):
 
 class PatientPosition(StrEnum):
     """How the patient lies or stands: duplex mapping is done standing (or in reverse Trendelenburg), the
-    injection lying (shared/CLINICAL.md sections 1 and 3)."""
+    injection lying (docs/clinical.md sections 1 and 3)."""
 
     STANDING = "standing"
     REVERSE_TRENDELENBURG = "reverse_trendelenburg"

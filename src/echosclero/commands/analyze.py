@@ -1,7 +1,7 @@
 """``echosclero analyze PATH``: run the guidance engine over a file, a folder (archive), a simulated scene
 or a live OpenIGTLink stream.
 
-JSON output follows ``shared/DESIGN.md`` (``"schema": "echosclero.analysis/1"``). A folder gives one document
+JSON output follows ``docs/design.md`` (``"schema": "echosclero.analysis/1"``). A folder gives one document
 per file under ``"files"`` plus the files that could not be analysed under ``"errors"`` (and, with
 ``--out-dir``, one JSON per file and a summary table); a live stream adds a ``"stream"`` member (counts and
 latency). Archives run on Dask (:mod:`echosclero.batch.archive`); live streams follow the newest frame
@@ -65,8 +65,6 @@ examples:
   echosclero analyze igtl://127.0.0.1:18944 --duration-s 60 --json live.json --video live.mp4
   echosclero analyze 'igtl://127.0.0.1:18944?device=Image_Reference' --json - | jq -c .alerts
 """
-
-SCHEMA = "echosclero.analysis/1"
 
 #: Frame rate of the annotated video of a live run (frames are written as analysed).
 LIVE_VIDEO_FPS = 30.0

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from echosclero.batch.analysis import analysis_document
     from echosclero.commands.simulate import simulate_to_folder, write_preview
     from echosclero.guidance import Engine
     from echosclero.render import draw_overlay
@@ -55,11 +56,8 @@ def run(args: argparse.Namespace) -> int:
         args.out, args.scenario, screens, frames, source.frame_time_s, suffix="_guided",
         annotate=lambda frame, _rgb: draw_overlay(frame, by_index[frame.index])).items()})
     analysis = args.out / "analysis.json"
-    analysis.write_text(json.dumps({
-        "schema": "echosclero.analysis/1", "source": source.source_id,
-        "calibration": source.scene.calibration.to_json(),
-        "frames": [r.to_json() for r in results],
-    }, indent=1))
+    analysis.write_text(json.dumps(analysis_document(source.source_id, source.scene.calibration.to_json(),
+                                                     [r.to_json() for r in results]), indent=1))
     paths["analysis"] = analysis
     print("wrote:")
     for kind, path in paths.items():

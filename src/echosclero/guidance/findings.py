@@ -1,5 +1,5 @@
 """Findings of the guidance engine: plain dataclasses in physical units, serialised in the
-``echosclero.analysis/1`` frame schema of ``shared/DESIGN.md`` (extra keys are extensions)."""
+``echosclero.analysis/1`` frame schema of ``docs/design.md`` (extra keys are extensions)."""
 
 from __future__ import annotations
 

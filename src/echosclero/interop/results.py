@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from echosclero.errors import InputError
+from echosclero.frames import ANALYSIS_SCHEMA
 from echosclero.mapping.model import VeinMap
 from echosclero.store import models as m
 
@@ -36,7 +37,6 @@ __all__ = [
     "summarise_reflux",
 ]
 
-ANALYSIS_SCHEMA = "echosclero.analysis/1"
 REFLUX_SCHEMA = "echosclero.reflux/1"
 #: Points of the reflux velocity trace kept for the report's plot.
 TRACE_POINTS = 400

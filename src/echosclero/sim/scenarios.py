@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from echosclero.errors import InputError
-from echosclero.frames import Frame
+from echosclero.frames import ANALYSIS_SCHEMA, Frame
 from echosclero.sim import phantom as ph
 from echosclero.sim.acoustics import ImagingGrid, Probe
 from echosclero.sim.scene import Scene, State
 from echosclero.sources.base import RegionInfo, Source, SourceInfo
 
-SCHEMA = "echosclero.analysis/1"
+SCHEMA = ANALYSIS_SCHEMA
 
 
 @dataclass(frozen=True)
