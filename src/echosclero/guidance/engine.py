@@ -231,11 +231,17 @@ class Engine:
             self._needle_seen_t = t
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
         shadow = acoustic_shadow(prep)
-        lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=self.vessels.known_mask(prep.shape))
+        known = self.vessels.known_mask(prep.shape)
+        lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=known)
         if self.net is not None:
+            below_foam = self._below_foam(prep.shape)
             prob = self.net.probability(prep.small, prep.imaged)
-            lumens = merge_lumens(detect_learned_lumens(prep, prob, ignore=exclude), lumens,
-                                  shadow=shadow if needle_m is not None else None)
+            # while injecting, the needle's shadow and what lies under foam are dark without blood
+            hidden = shadow if needle_m is not None else None
+            if below_foam is not None:
+                hidden = below_foam if hidden is None else hidden | below_foam
+            lumens = merge_lumens(detect_learned_lumens(prep, prob, ignore=exclude), lumens, shadow=hidden,
+                                  known=known)
         taken = np.zeros(prep.shape, bool)
         for lum in lumens:
             r0, c0, r1, c1 = lum.bbox

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -130,8 +131,14 @@ class Lumen:
 
 
 def _disk(radius_px: float) -> np.ndarray:
-    r = max(1, int(round(radius_px)))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return _disk_of(max(1, int(round(radius_px))))
+
+
+@lru_cache(maxsize=64)
+def _disk_of(r: int) -> np.ndarray:
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    k.setflags(write=False)
+    return k
 
 
 def lumen_mask(prep: Prepared, *, ratio: float = LUMEN_RATIO) -> np.ndarray:
@@ -785,7 +792,9 @@ def _half_way_edge(prep: Prepared, lum: Lumen) -> Lumen | None:
     keep = keep[keep > 0]
     if keep.size == 0:
         return None
-    new = _fill_holes(np.isin(labels, keep).astype(np.uint8))
+    lut = np.zeros(n, np.uint8)
+    lut[keep] = 1
+    new = _fill_holes(lut[labels])
     ratio = new.sum() / max(1, m.sum())
     if not (EDGE_AREA_RANGE[0] <= ratio <= EDGE_AREA_RANGE[1]):
         return None
@@ -838,6 +847,11 @@ def _centre_in(lum: Lumen, mask: np.ndarray) -> bool:
     return 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and bool(mask[r, c])
 
 
+def _any_in(lum: Lumen, mask: np.ndarray) -> bool:
+    r0, c0, r1, c1 = lum.bbox
+    return bool((lum.mask & mask[r0:r1, c0:c1]).any())
+
+
 def _overlap_share(a: Lumen, b: Lumen) -> float:
     """Share of the smaller lumen's pixels that the other covers."""
     r0, c0 = max(a.row0, b.row0), max(a.col0, b.col0)
@@ -850,17 +864,22 @@ def _overlap_share(a: Lumen, b: Lumen) -> float:
     return inter / max(1, min(int(a.mask.sum()), int(b.mask.sum())))
 
 
-def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray | None = None) -> list[Lumen]:
+def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray | None = None,
+                 known: np.ndarray | None = None) -> list[Lumen]:
     """One lumen per vessel from the network's lumens and those found by contrast (:func:`detect_lumens`).
 
     A plainly anechoic lumen found by contrast (lumen / rim <= :data:`MAX_CONTRAST`) is kept as found: its edge is
     measured on a strong step, and where the needle, a junction or two touching vessels split it, its parts are
     right; the network's lumen over it is dropped. Elsewhere the network decides: its lumens are kept, and a weakly
     contrasted dark region it did not take for a lumen (a nerve, a tendon, fat) is dropped, and so is a lumen of
-    the network's own below :data:`NET_SURE_CONFIDENCE` whose centre lies in ``shadow`` (the acoustic shadow while
-    a needle is in view, working resolution: dark there is no evidence of blood).
+    the network's own whose centre lies in ``shadow`` (while injecting: the acoustic shadow of the needle and what
+    lies under foam; working resolution) when it is below :data:`NET_SURE_CONFIDENCE` or new: dark there is no
+    evidence of blood, and a vessel already tracked (``known``, the tracked outlines) that passes under the shadow
+    goes on being tracked, while no new vessel is born there (nor is a dark region found by contrast there).
     """
-    anechoic = [lum for lum in found if lum.contrast <= MAX_CONTRAST]
+    # no new vessel is born in the hidden region (needle shadow, under foam), however dark it is there
+    anechoic = [lum for lum in found if lum.contrast <= MAX_CONTRAST
+                and not (shadow is not None and _centre_in(lum, shadow) and (known is None or not _any_in(lum, known)))]
     out = []
     for lum in anechoic:
         lum.confidence = float(np.clip(1.0 - lum.contrast, 0.0, 1.0))
@@ -868,7 +887,8 @@ def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray
     for lum in learned:
         if any(_overlap_share(lum, o) >= SAME_LUMEN_OVERLAP for o in anechoic):
             continue
-        if lum.confidence < NET_SURE_CONFIDENCE and shadow is not None and _centre_in(lum, shadow):
+        if shadow is not None and _centre_in(lum, shadow) and (
+                lum.confidence < NET_SURE_CONFIDENCE or known is None or not _any_in(lum, known)):
             continue
         out.append(lum)
     return out
