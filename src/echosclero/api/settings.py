@@ -118,7 +118,9 @@ class Settings:
 
     @property
     def dicom_folder(self) -> Path:
-        return Path(self.dicom_dir).expanduser() if self.dicom_dir else data_dir() / "dicom"
+        from echosclero.interop.dicomqueue import default_dicom_dir
+
+        return Path(self.dicom_dir).expanduser() if self.dicom_dir else default_dicom_dir()
 
     @property
     def tz(self) -> tzinfo | None:

@@ -36,6 +36,7 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "audit_to",
+    "default_dicom_dir",
     "due",
     "enqueue",
     "file_instance",
@@ -89,6 +90,16 @@ class Outcome:
                      f"{self.instance_id}` once the PACS answers")
         return (f"forwarding {self.sop_instance_uid} to {self.peer} failed (attempt {self.attempts}): "
                 f"{self.error}; {then}")
+
+
+def default_dicom_dir() -> Path:
+    """Where received objects and the SRs sent are kept: ``ECHOSCLERO_DICOM_DIR``, else ``<data folder>/dicom``."""
+    import os
+
+    from echosclero.store.db import data_dir
+
+    env = os.environ.get("ECHOSCLERO_DICOM_DIR")
+    return Path(env).expanduser() if env else data_dir() / "dicom"
 
 
 # --- matching and filing ---
