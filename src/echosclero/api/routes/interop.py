@@ -32,7 +32,8 @@ MAX_RESULT_BYTES = 32 * 1024 * 1024
 def pathway(ctx: Ctx, patient_id: int) -> Pathway:
     get_patient(ctx, patient_id)
     s = ctx.settings
-    return load_pathway(ctx.db, patient_id=patient_id, clinic=ClinicInfo(name=s.clinic_name, phone=s.clinic_phone))
+    return load_pathway(ctx.db, patient_id=patient_id, clinic=ClinicInfo(name=s.clinic_name, phone=s.clinic_phone,
+                                                                         tz=s.tz))
 
 
 def _attachment(body: bytes, media_type: str, filename: str) -> Response:
