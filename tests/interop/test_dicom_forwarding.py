@@ -290,7 +290,7 @@ def test_api_sends_sr_to_the_pacs_queues_it_when_down_and_files_by_mrn(api, reco
         assert c.get("/api/dicom/unmatched", headers=auth("sonographer")).json() == []
         # no PACS configured: sending is refused with the way out, nothing is queued
         r = c.post(f"/api/sessions/{sid}/send-sr", headers=auth("physician"))
-        assert r.status_code == 503 and "ECHOSCLERO_PACS" in r.json()["message"]
+        assert r.status_code == 409 and "ECHOSCLERO_PACS" in r.json()["message"]
     with record() as db:
         a = db.scalars(select(AuditEntry).where(AuditEntry.resource.in_(("dicom_forward", "dicom_instance")),
                                                 AuditEntry.method != "C-STORE").order_by(AuditEntry.id)).all()

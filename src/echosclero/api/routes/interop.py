@@ -274,7 +274,7 @@ def send_session_sr(session_id: PathId, ctx: Need(P.SESSION_WRITE)):
 
     peer = ctx.settings.pacs_peer
     if peer is None:
-        raise HTTPProblem(503, NO_PACS)
+        raise HTTPProblem(409, NO_PACS)
     s = get_or_404(ctx, Session, session_id, what="session")
     ds = session_sr(pathway(ctx, s.patient_id), session_id=s.id, operator=ctx.user.username)
     buf = io.BytesIO()
@@ -319,7 +319,7 @@ def forward_instance(instance_id: PathId, ctx: Need(P.EXAM_WRITE)):
         try:
             requeue(inst, None if inst.forward_peer else ctx.settings.pacs_peer)
         except InputError:
-            raise HTTPProblem(503, NO_PACS) from None
+            raise HTTPProblem(409, NO_PACS) from None
     _forward_now(ctx, [inst], ignore_wait=True)
     return _instance_answer(inst)
 
