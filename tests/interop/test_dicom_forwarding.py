@@ -4,7 +4,8 @@ sent, so that they are queued with their error; it is started, and the receiver'
 Objects are filed by record number, by a stored MRN (Patient ID or Other Patient IDs), or queued unmatched
 and filed by hand (command and API, with roles and audit).
 
-Ports 9420-9429 (issue 14's range): Orthanc DICOM 9420 / HTTP 9421 and 9424 / 9425, the receiver 9422.
+Ports 9420-9429 (issue 14's range), one set per test: Orthanc DICOM/HTTP 9420/9421 and receiver 9422; Orthanc
+9424/9425; Orthanc 9426/9427 and receiver 9423. The module's tests run on one xdist worker (``--dist loadgroup``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from echosclero.interop.dicomqueue import RetryPolicy
 from echosclero.store.models import AuditEntry, DicomInstance, Patient, Session
 
 ORTHANC_DICOM, ORTHANC_HTTP, RECEIVER, ORTHANC_2_DICOM, ORTHANC_2_HTTP = 9420, 9421, 9422, 9424, 9425
+ORTHANC_3_DICOM, ORTHANC_3_HTTP, RECEIVER_3 = 9426, 9427, 9423
+pytestmark = pytest.mark.xdist_group("dicom-forwarding")
 
 
 def _wait(check, timeout_s: float, what: str):
@@ -217,7 +220,7 @@ def api(record, tmp_path):
 
 def test_api_sends_sr_to_the_pacs_queues_it_when_down_and_files_by_mrn(api, record, orthanc_server, tmp_path):
     make_client, auth = api
-    pacs = orthanc_server(ORTHANC_2_DICOM, ORTHANC_2_HTTP)
+    pacs = orthanc_server(ORTHANC_3_DICOM, ORTHANC_3_HTTP)
     sid = _session(record)
     with make_client(str(pacs.peer)) as c:
         # patients carry an MRN, one patient each
@@ -266,11 +269,11 @@ def test_api_sends_sr_to_the_pacs_queues_it_when_down_and_files_by_mrn(api, reco
         assert c.post("/api/sessions/999999/send-sr", headers=auth("physician")).status_code == 404
     # received objects, matched by the MRN given through the API, or filed by hand from the unmatched queue
     receiver = Receiver(ReceiverConfig(storage_dir=tmp_path / "store",
-                                       allowed_calling_aes=frozenset({"SCANNER"}), port=RECEIVER, analyse=False),
+                                       allowed_calling_aes=frozenset({"SCANNER"}), port=RECEIVER_3, analyse=False),
                         record).start()
     try:
         by_mrn, stray = us_dataset("H-1"), us_dataset("WARD-7")
-        assert scu_store(by_mrn, port=RECEIVER) == scu_store(stray, port=RECEIVER) == STATUS["success"]
+        assert scu_store(by_mrn, port=RECEIVER_3) == scu_store(stray, port=RECEIVER_3) == STATUS["success"]
         assert receiver.wait_idle(30)
     finally:
         receiver.stop()
