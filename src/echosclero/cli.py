@@ -34,6 +34,8 @@ COMMANDS = (
     "export",
     "handout",
     "dicom_receive",
+    "dicom_forward",
+    "dicom_file",
 )
 
 EPILOG = """\

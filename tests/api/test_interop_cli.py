@@ -91,3 +91,27 @@ def test_sr_bytes_roundtrip_unchanged_on_reexport_of_same_content(client, make, 
     if shutil.which("dciodvfy"):  # an SR without source images is as valid
         out = subprocess.run(["dciodvfy", str(tmp_path / "a.dcm")], capture_output=True, text=True)
         assert not [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")], out.stderr
+
+
+def test_handout_tells_the_booked_time_on_the_clinics_clock(client, make, auth, engine, tmp_path, monkeypatch, capsys):
+    """Appointments are stored in UTC; the patient is told the clinic's time (ECHOSCLERO_CLINIC_TIMEZONE)."""
+    from datetime import UTC, datetime, timedelta
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed (Debian poppler-utils; .ci/run installs it)")
+    p = make.ready_patient()
+    when = (datetime.now(UTC) + timedelta(days=9)).replace(hour=1, minute=30, second=0, microsecond=0)
+    r = client.post("/api/appointments", headers=auth("front_desk"),
+                    json={"patient_id": p["id"], "kind": "sclerotherapy", "start": when.isoformat()})
+    assert r.status_code == 201, r.text
+    url = ["--database-url", str(engine.url)]
+    monkeypatch.setenv("ECHOSCLERO_CLINIC_TIMEZONE", "Asia/Tokyo")  # UTC+9, no summer time
+    assert main(["handout", "--patient", str(p["id"]), "--out", str(tmp_path / "h.pdf"), *url]) == 0
+    subprocess.run(["pdftotext", str(tmp_path / "h.pdf"), str(tmp_path / "h.txt")], check=True)
+    text = " ".join((tmp_path / "h.txt").read_text().split())
+    assert f"Your treatment: {when + timedelta(hours=9):%A %d %B %Y}, 10:30" in text, text[:300]
+    monkeypatch.setenv("ECHOSCLERO_CLINIC_TIMEZONE", "Mars/Olympus")
+    capsys.readouterr()
+    assert main(["handout", "--patient", str(p["id"]), "--out", str(tmp_path / "h2.pdf"), *url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a known time zone" in err[0] and not (tmp_path / "h2.pdf").exists()

@@ -110,7 +110,8 @@ SEED_CLINIC = (  # the seed clinics' instructions, word for word in the default 
     "Then take 30 minutes of exercise (walking) every day",
     "Keep the bandage on for 5 days and 5 nights, and keep it dry",
     "Then wear your medium-strength compression stocking (class 2) in the daytime for 2 weeks",
-    "No strenuous exercise for a few days", "No sun or sunbed on the treated leg for 2 weeks",
+    "No strenuous exercise for a few days: the first 7 days after this treatment",
+    "No sun or sunbed on the treated leg for 2 weeks",
     "No long-distance travel for 4 weeks", "cool them with ice", "Warning signs: call us at once",
     "Your follow-up visits",
 )

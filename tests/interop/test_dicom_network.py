@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import shutil
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pydicom
 import pytest
+from dicom_peers import need as _need
+from dicom_peers import scu_store as _scu_store
+from dicom_peers import us_dataset as _us_dataset
 from sqlalchemy import select
-from sqlalchemy.orm import Session as OrmSession
 
 from echosclero.interop.dicomnet import STATUS, Pacs, Receiver, ReceiverConfig, echo
-from echosclero.store.db import make_engine, make_sessionmaker
-from echosclero.store.migrate import upgrade
-from echosclero.store.models import AuditEntry, DicomInstance, Patient
+from echosclero.store.models import AuditEntry, DicomInstance
 
 DATA = Path(__file__).parent.parent / "data" / "itkpocus"
 ORTHANC_DICOM, ORTHANC_HTTP, RECEIVER, RECEIVER_2 = 9410, 9411, 9412, 9413
@@ -37,7 +34,6 @@ STORESCU_TS_OPTION = {
     "1.2.840.10008.1.2.4.50": "-xy", "1.2.840.10008.1.2.4.70": "-xs", "1.2.840.10008.1.2.4.90": "-xv",
     "1.2.840.10008.1.2.4.91": "-xw", "1.2.840.10008.1.2.5": "-xr",
 }
-ORTHANC = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None)
 
 
 def _data_store() -> Path | None:
@@ -48,70 +44,9 @@ def _data_store() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} not installed (Debian package dcmtk; .ci/run installs it)")
-    return path
-
-
 @pytest.fixture
-def record(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'clinic.db'}")
-    upgrade(engine)
-    with OrmSession(engine) as db:
-        from datetime import date
-
-        db.add(Patient(family_name="Doe", given_name="Jane", birth_date=date(1970, 5, 1), sex="female", weight_kg=70))
-        db.commit()
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
-def _http(path: str, body: dict | None = None):
-    req = urllib.request.Request(f"http://127.0.0.1:{ORTHANC_HTTP}{path}",
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 method="GET" if body is None else "POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-@pytest.fixture
-def orthanc(tmp_path):
-    if ORTHANC is None:
-        pytest.skip("Orthanc not installed (Debian package orthanc; .ci/run installs it): no PACS to forward to")
-    folder = tmp_path / "orthanc"
-    folder.mkdir()
-    config = {
-        "Name": "echosclero-test", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
-        "HttpServerEnabled": True, "HttpPort": ORTHANC_HTTP, "DicomServerEnabled": True, "DicomPort": ORTHANC_DICOM,
-        "DicomAet": "ORTHANC", "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
-        "DicomCheckCalledAet": True, "UnknownSopClassAccepted": False, "DicomModalities": {},
-        "DicomAlwaysAllowStore": True, "ConcurrentJobs": 1, "HttpsVerifyPeers": False,
-    }
-    (folder / "orthanc.json").write_text(json.dumps(config))
-    log = open(folder / "orthanc.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                _http("/system")
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"Orthanc exited: {(folder / 'orthanc.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-        else:
-            pytest.fail("Orthanc did not answer on its HTTP port within 30 s")
-        yield Pacs("ORTHANC", "127.0.0.1", ORTHANC_DICOM)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+def orthanc(orthanc_server):
+    return orthanc_server(ORTHANC_DICOM, ORTHANC_HTTP).start()
 
 
 def _scanner_files(tmp_path: Path) -> list[Path]:
@@ -139,13 +74,13 @@ def _scanner_files(tmp_path: Path) -> list[Path]:
     return copies
 
 
-def test_storescu_to_receiver_forwarded_to_orthanc(record, orthanc, tmp_path):
+def test_storescu_to_receiver_forwarded_to_orthanc(record, orthanc, tmp_path, monkeypatch):
     storescu = _need("storescu")
     files = _scanner_files(tmp_path)
     uids = {f.name: str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
     lines: list[str] = []
     config = ReceiverConfig(storage_dir=tmp_path / "store", allowed_calling_aes=frozenset({"STORESCU"}),
-                            port=RECEIVER, forward_to=orthanc, analyse_frames=3)
+                            port=RECEIVER, forward_to=orthanc.peer, analyse_frames=3)
     receiver = Receiver(config, record, on_event=lines.append).start()
     try:
         groups: dict[str, list[str]] = {}  # one storescu per transfer syntax, proposing it first
@@ -166,7 +101,8 @@ def test_storescu_to_receiver_forwarded_to_orthanc(record, orthanc, tmp_path):
         assert (first.status, first.patient_id) == ("filed", 1)
         others = [rows[uids[f.name]] for f in files[1:]]
         assert all(r.status == "unmatched" and r.patient_id is None for r in others)
-        assert all(r.forwarded_at is not None and r.forward_error is None for r in rows.values()), "\n".join(lines)
+        assert all(r.forwarded_at is not None and r.forward_error is None and r.forward_status == "forwarded"
+                   for r in rows.values()), "\n".join(lines)
         for r in rows.values():  # analysed, or the reason it could not be (a file without calibration)
             assert (r.analysis is not None) != (r.analysis_error is not None), r.path
         aloka = rows[uids["gdcm-US-ALOKA-16.dcm"]] if "gdcm-US-ALOKA-16.dcm" in uids else None
@@ -191,59 +127,18 @@ def test_storescu_to_receiver_forwarded_to_orthanc(record, orthanc, tmp_path):
         db.commit()
         sid = s.id
     url = str(record.kw["bind"].url)
+    monkeypatch.setenv("ECHOSCLERO_DICOM_DIR", str(tmp_path / "sent"))  # where the SR is kept for its retries
     assert main(["export", "--session", str(sid), "--format", "sr", "--out", str(tmp_path / "sr.dcm"),
                  "--send", f"ORTHANC@127.0.0.1:{ORTHANC_DICOM}", "--database-url", url]) == 0
     uids["sr.dcm"] = str(pydicom.dcmread(tmp_path / "sr.dcm").SOPInstanceUID)
     shutil.copy(tmp_path / "sr.dcm", tmp_path / "send" / "sr.dcm")
     # the PACS has every one, whole: same SOP Instance UID and number of frames
     for name, uid in uids.items():
-        found = _http("/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": uid}})
+        found = orthanc.find(uid)
         assert len(found) == 1, f"{name} ({uid}) not in Orthanc"
-        tags = _http(f"/instances/{found[0]}/simplified-tags")
+        tags = orthanc.http(f"/instances/{found[0]}/simplified-tags")
         frames = int(pydicom.dcmread(tmp_path / "send" / name, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
         assert int(tags.get("NumberOfFrames", 1) or 1) == frames, name
-
-
-def _scu_store(ds, *, port: int, calling: str = "SCANNER", truncate: int = 0, change=None, monkeypatch=None):
-    """C-STORE ``ds``; ``truncate`` cuts its encoding short, ``change`` sends another data set's encoding in
-    its place (pynetdicom's encoder is patched: the SCU would refuse to send either)."""
-    from pynetdicom import AE
-
-    ae = AE(ae_title=calling)
-    ae.add_requested_context(ds.SOPClassUID, "1.2.840.10008.1.2.1")
-    assoc = ae.associate("127.0.0.1", port, ae_title="ECHOSCLERO")
-    assert assoc.is_established
-    try:
-        if truncate or change:
-            import pynetdicom.association as pa
-
-            real = pa.encode
-            if truncate:  # a sender whose data set is cut short in the middle of an element
-                monkeypatch.setattr(pa, "encode", lambda d, *a, **k: real(d, *a, **k)[:-truncate])
-            else:
-                monkeypatch.setattr(pa, "encode", lambda d, *a, **k: real(change(d), *a, **k))
-        return assoc.send_c_store(ds).Status
-    finally:
-        assoc.release()
-
-
-def _us_dataset() -> pydicom.Dataset:
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    ds = pydicom.Dataset()
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
-    ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientID, ds.PatientName, ds.Modality = "1", "Doe^Jane", "US"
-    ds.Rows = ds.Columns = 8
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit, ds.PixelRepresentation = 7, 0
-    ds.PixelData = bytes(64)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return ds
 
 
 def test_malformed_and_unexpected_data_refused_receiver_keeps_running(record, tmp_path, monkeypatch):

@@ -82,3 +82,46 @@ def test_upgrade_is_idempotent(empty_engine):
     upgrade(empty_engine)
     upgrade(empty_engine)
     assert current_revision(empty_engine) == head_revision()
+
+
+def test_0006_adds_mrn_and_queues_the_failed_forwards_of_0005(empty_engine):
+    """A 0005 record keeps its patients and received objects; a forward that had failed is queued again, a
+    delivered one is done; the MRN is unique; 0006 goes down to 0005 and up again."""
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from echosclero.store.migrate import alembic_config
+    from echosclero.store.models import DicomInstance
+
+    upgrade(empty_engine, "0005")
+    with empty_engine.begin() as conn:
+        conn.execute(text("INSERT INTO patients (id, family_name, given_name, birth_date, sex, notes, created_at, "
+                          "updated_at) VALUES (1, 'Old', 'Record', '1960-02-03', 'female', '', '2026-01-01 10:00:00', "
+                          "'2026-01-01 10:00:00')"))
+        for i, (fwd_at, err, status) in enumerate([("2026-01-02 09:00:00", None, "filed"),
+                                                   (None, "association rejected", "filed"),
+                                                   (None, None, "unmatched")], start=1):
+            conn.execute(text(
+                "INSERT INTO dicom_instances (id, sop_instance_uid, sop_class_uid, study_instance_uid, "
+                "series_instance_uid, modality, dicom_patient_id, dicom_patient_name, patient_id, status, path, "
+                "n_frames, calling_ae, forwarded_at, forward_error, received_at) VALUES (:i, :uid, '1.2', '1.3', "
+                "'1.4', 'US', '1', '', :pid, :status, '/x.dcm', 1, 'SCANNER', :fwd, :err, '2026-01-02 08:00:00')"),
+                {"i": i, "uid": f"1.2.3.{i}", "pid": 1 if status == "filed" else None, "status": status,
+                 "fwd": fwd_at, "err": err})
+    upgrade(empty_engine)
+    with Session(empty_engine) as db:
+        rows = {r.id: r for r in db.scalars(select(DicomInstance))}
+        assert [(rows[i].forward_status, rows[i].forward_attempts, rows[i].matched_by) for i in (1, 2, 3)] == [
+            ("forwarded", 0, "record_number"), ("retrying", 1, "record_number"), (None, 0, None)]
+        assert db.get(Patient, 1).mrn is None
+        db.get(Patient, 1).mrn = "H-1"
+        db.add(Patient(family_name="New", given_name="One", birth_date=date(1990, 1, 1), sex="male", mrn="H-1"))
+        with pytest.raises(IntegrityError):
+            db.commit()
+    command.downgrade(alembic_config(empty_engine), "0005")
+    assert "mrn" not in {c["name"] for c in inspect(empty_engine).get_columns("patients")}
+    assert "forward_status" not in {c["name"] for c in inspect(empty_engine).get_columns("dicom_instances")}
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    with Session(empty_engine) as db:
+        assert db.get(DicomInstance, 2).forward_status == "retrying"

@@ -80,6 +80,12 @@ def _wrap(fn):
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_line)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_line)]
 Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(_text)]
+#: A medical record number as scanners and PACS carry it in Patient ID (DICOM LO: 64 characters, no backslash).
+Mrn = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\\\x00-\x1f\x7f]+$"),
+    Field(description="the hospital's medical record number (received DICOM objects are filed by it too)"),
+]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000), AfterValidator(_text)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 SegmentCode = Annotated[
@@ -247,6 +253,7 @@ class PatientIn(In):
     )
     email: Short | None = None
     phone: Short | None = None
+    mrn: Mrn | None = None
     notes: Note = Field("", description="clinical notes: written by clinical roles only")
 
     @field_validator("birth_date")
@@ -266,6 +273,7 @@ class PatientPatch(In):
     weight_kg: Annotated[float, AfterValidator(_wrap(pt.check_weight_kg))] | None = None
     email: Short | None = None
     phone: Short | None = None
+    mrn: Mrn | None = None
     notes: Note | None = None
     override_reason: OverrideReason = None
 
@@ -279,6 +287,7 @@ class PatientOut(Out):
     weight_kg: float | None = Field(None, description="null when not recorded, or withheld (see restricted)")
     email: str | None = None
     phone: str | None = None
+    mrn: str | None = None
     notes: str | None = Field(None, description="null when withheld (see restricted)")
     created_at: datetime
     restricted: list[str] = Field(

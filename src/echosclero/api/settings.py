@@ -23,6 +23,9 @@
   never locked out for ever).
 - ``ECHOSCLERO_LATE_CHANGE_POLICY``: the clinic's policy for a late cancellation or change, recorded with it
   and returned to the caller.
+- ``ECHOSCLERO_PACS``: the PACS that ``POST /api/sessions/{id}/send-sr`` sends SRs to (``AE@HOST:PORT``, e.g.
+  ``PACS@10.0.0.7:104``; default: none, the route then refuses). ``ECHOSCLERO_DICOM_DIR``: where SRs sent are
+  kept for their retries (default: ``<data folder>/dicom``, the receiver's store).
 """
 
 from __future__ import annotations
@@ -92,10 +95,32 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     login_failures_per_account_15min: int = 30
     late_change_policy: str = DEFAULT_LATE_CHANGE_POLICY
+    pacs: str = ""  # AE@HOST:PORT; "" = none
+    dicom_dir: str = ""  # "" = <data folder>/dicom
 
     def __post_init__(self) -> None:
         self.tz  # noqa: B018 - refuse an unknown zone at start
         self.proxy_networks  # noqa: B018
+        self.pacs_peer  # noqa: B018
+
+    @property
+    def pacs_peer(self):
+        """The configured PACS (:class:`~echosclero.interop.dicomnet.Pacs`), or ``None``."""
+        if not self.pacs.strip():
+            return None
+        from echosclero.errors import InputError
+        from echosclero.interop.dicomnet import parse_peer
+
+        try:
+            return parse_peer(self.pacs.strip())
+        except InputError as exc:
+            raise SettingsError(f"ECHOSCLERO_PACS: {exc}") from None
+
+    @property
+    def dicom_folder(self) -> Path:
+        from echosclero.interop.dicomqueue import default_dicom_dir
+
+        return Path(self.dicom_dir).expanduser() if self.dicom_dir else default_dicom_dir()
 
     @property
     def tz(self) -> tzinfo | None:
@@ -140,4 +165,6 @@ class Settings:
             trusted_proxies=tuple(os.environ.get("ECHOSCLERO_TRUSTED_PROXIES", "").split(",")),
             login_failures_per_account_15min=int(os.environ.get("ECHOSCLERO_LOGIN_FAILURES_PER_ACCOUNT", "30")),
             late_change_policy=os.environ.get("ECHOSCLERO_LATE_CHANGE_POLICY", DEFAULT_LATE_CHANGE_POLICY),
+            pacs=os.environ.get("ECHOSCLERO_PACS", ""),
+            dicom_dir=os.environ.get("ECHOSCLERO_DICOM_DIR", ""),
         )

@@ -87,7 +87,7 @@ REGIMENS: dict[str, Regimen] = {
             7,
             14,
             28,
-            "clinic regimen example (docs/clinical.md section 5); [trial] Kern 2007 for 3 weeks in C1",
+            "clinic regimen example (the seed clinics' practice); [trial] Kern 2007 for 3 weeks in C1",
         ),
         Regimen(
             "nice_short",
@@ -144,7 +144,8 @@ your {% if regimen.stocking_class == 2 %}medium-strength {% endif %}compression 
 {% if regimen.stocking_class %} (class {{ regimen.stocking_class }}){% endif %} in the daytime for \
 {{ regimen.stocking_days | weeks }}{% if regimen.stocking_first_night %}, and also the first night{% endif %}.
 {% endif %}\
-- No strenuous exercise for a few days ({{ regimen.exercise_limit_days | days }}).
+- No strenuous exercise for a few days: the first {{ regimen.exercise_limit_days | days }} after this \
+treatment.
 - No sun or sunbed on the treated leg for {{ regimen.sun_limit_days | weeks }}.
 - No long-distance travel for {{ regimen.travel_limit_days | weeks }}.
 - Tender lumps along the vein are common: cool them with ice wrapped in a cloth; paracetamol \

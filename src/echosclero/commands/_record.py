@@ -1,5 +1,5 @@
-"""What the record commands share: the database (``--database-url``), the clinic's name and telephone
-(``ECHOSCLERO_CLINIC_NAME``/``ECHOSCLERO_CLINIC_PHONE``, as ``serve`` reads them) and the audit entry that every
+"""What the record commands share: the database (``--database-url``), the clinic's name, telephone and time zone
+(``ECHOSCLERO_CLINIC_NAME``/``_PHONE``/``_TIMEZONE``, as ``serve`` reads them) and the audit entry that every
 read or write of patient data leaves, as the API's do (user "cli")."""
 
 from __future__ import annotations
@@ -23,10 +23,18 @@ def sessionmaker_for(args):
 
 
 def clinic_info():
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from echosclero.errors import InputError
     from echosclero.interop.record import ClinicInfo
 
+    zone = os.environ.get("ECHOSCLERO_CLINIC_TIMEZONE", "")
+    try:
+        tz = ZoneInfo(zone) if zone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"ECHOSCLERO_CLINIC_TIMEZONE {zone!r} is not a known time zone (e.g. Europe/Paris)") from None
     return ClinicInfo(name=os.environ.get("ECHOSCLERO_CLINIC_NAME", "the clinic"),
-                      phone=os.environ.get("ECHOSCLERO_CLINIC_PHONE", ""))
+                      phone=os.environ.get("ECHOSCLERO_CLINIC_PHONE", ""), tz=tz)
 
 
 def audit(db, action: str, resource: str, *, resource_id=None, patient_id=None, command: str, **detail) -> None:

@@ -14,7 +14,10 @@ negotiation. Each object is stored under --store (STUDY/SERIES/SOP.dcm), then
   - filed under the patient whose record number is its Patient ID, or put on the unmatched queue
     (GET /api/dicom/unmatched; file one with POST /api/dicom/instances/ID/file);
   - analysed (images and cines: vessels, needle, foam, alerts on the first --analyse-frames frames);
-  - forwarded to --forward AE@HOST:PORT (a PACS), when given.
+  - forwarded to --forward AE@HOST:PORT (a PACS), when given, through the forwarding queue: a failure is
+    kept on the object and retried after a wait that doubles (--retry-after, 60 s ... at most 1 h) until
+    --max-attempts (8) have failed; the receiver also retries every due forward of the record (SRs sent
+    included); see `echosclero dicom-forward --list`.
 
 Statuses answered: 0x0000 stored; 0xC210 the data set cannot be decoded; 0xA900 it does not match its SOP
 class or lacks Patient ID / Study / Series UID; 0xA700 it could not be stored. Nothing refused is stored,
@@ -41,8 +44,13 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=11112, help="TCP port (default 11112)")
     p.add_argument("--allow", action="append", default=[], metavar="AE_TITLE", required=True,
                    help="a calling AE title allowed to send (repeat for each scanner)")
-    p.add_argument("--store", metavar="DIR", help="where received files go (default: DATA_DIR/dicom)")
+    p.add_argument("--store", metavar="DIR",
+                   help="where received files go (default: ECHOSCLERO_DICOM_DIR, else DATA_DIR/dicom)")
     p.add_argument("--forward", metavar="AE@HOST:PORT", help="forward every stored object to this PACS")
+    p.add_argument("--max-attempts", type=int, default=8, metavar="N",
+                   help="forward attempts before an object is left 'failed' (default 8)")
+    p.add_argument("--retry-after", type=float, default=60.0, metavar="S",
+                   help="wait after a failed forward, doubled after each further failure (default 60)")
     p.add_argument("--analyse-frames", type=int, default=30, metavar="N",
                    help="analyse at most N frames of each image or cine (default 30)")
     p.add_argument("--no-analyse", dest="analyse", action="store_false", help="store and forward only")
@@ -57,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     from echosclero.commands._record import sessionmaker_for
     from echosclero.interop.dicomnet import Receiver, ReceiverConfig, parse_peer
-    from echosclero.store.db import data_dir
+    from echosclero.interop.dicomqueue import default_dicom_dir
 
     config = ReceiverConfig(
-        storage_dir=Path(args.store) if args.store else data_dir() / "dicom",
+        storage_dir=Path(args.store) if args.store else default_dicom_dir(),
         allowed_calling_aes=frozenset(args.allow),
         ae_title=args.ae_title,
         host=args.host,
@@ -68,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         forward_to=parse_peer(args.forward) if args.forward else None,
         analyse_frames=args.analyse_frames,
         analyse=args.analyse,
+        max_forward_attempts=args.max_attempts,
+        retry_base_s=args.retry_after,
+        retry_poll_s=min(15.0, args.retry_after),
     )
     receiver = Receiver(config, sessionmaker_for(args), on_event=lambda line: print(line, flush=True))
     receiver.start()

@@ -18,6 +18,10 @@ Export from the clinic record.
   --patient ID --format fhir  Patient, Condition (CEAP), Observations (reflux, diameter), Procedure,
                               MedicationAdministration, CarePlan, Appointment, validated by fhir.resources
 
+--send AE@HOST:PORT keeps the SR in the DICOM store (ECHOSCLERO_DICOM_DIR, else DATA_DIR/dicom) and on the
+forwarding queue, then sends it; when the PACS does not take it, it stays queued (exit 1) and is retried by
+`echosclero dicom-receive` or `echosclero dicom-forward --retry`.
+
 Every export is written to the audit log (user "cli").
 """
 
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
             from echosclero.interop.sr import session_sr
 
             buf = io.BytesIO()
-            session_sr(pw, session_id=args.session).save_as(buf, enforce_file_format=True)
+            sr = session_sr(pw, session_id=args.session)
+            sr.save_as(buf, enforce_file_format=True)
             data = buf.getvalue()
         else:
             from echosclero.interop.fhir import pathway_bundle
@@ -94,14 +99,18 @@ def run(args: argparse.Namespace) -> int:
         audit(db, "read", "export", resource_id=args.session, patient_id=patient_id, command="export",
               format=args.format, out=str(args.out), bytes=len(data))
         commit(db)
-    print(f"wrote {args.out} ({args.format}, {len(data)} bytes)")
-    if peer is not None:
-        from pathlib import Path
+        print(f"wrote {args.out} ({args.format}, {len(data)} bytes)")
+        if peer is not None:
+            from echosclero.interop.dicomqueue import RetryPolicy, audit_to, default_dicom_dir, forward, store_sr
 
-        from echosclero.interop.dicomnet import send_files
-
-        (_, error), = send_files([Path(args.out)], peer)
-        if error:
-            raise InputError(f"the SR is written, but sending it to {peer} failed: {error}")
-        print(f"sent {args.out} to {peer}")
+            inst = store_sr(db, data, sr, folder=default_dicom_dir(), patient_id=patient_id, peer=peer)
+            audit(db, "create", "dicom_instance", resource_id=inst.id, patient_id=patient_id, command="export",
+                  sop_instance_uid=inst.sop_instance_uid, peer=str(peer))
+            commit(db)
+            (o,) = forward(db, [inst], policy=RetryPolicy(), commit=lambda: commit(db), ignore_wait=True,
+                           audit=audit_to(db, username="cli", method="C-STORE", path="echosclero export --send"))
+            print(o.line() if o.error is None else
+                  f"{o.line()}; kept as instance {inst.id} (echosclero dicom-forward --list)")
+            if o.error is not None:
+                return 1
     return 0

@@ -11,15 +11,19 @@ The receiver (:class:`Receiver`, ``echosclero dicom-receive``):
   does not match its SOP class or lacks a required identifier (SOP Instance UID, Patient ID, Study/Series
   UID); ``0xA700`` the file could not be stored (*Out of resources*). A refused object is never half-stored
   and never stops the receiver;
-- files each object under the patient whose record number is its Patient ID (0010,0020) (the SR exports
-  write the record number there), or puts it on the **unmatched queue** (``GET /api/dicom/unmatched``,
-  filed by hand with ``POST /api/dicom/instances/{id}/file``);
+- files each object under the patient whose record number, or stored MRN, is its Patient ID (0010,0020) (the SR
+  exports write the record number there; an MRN may also come as one of the Other Patient IDs), or puts it on
+  the **unmatched queue** (``GET /api/dicom/unmatched``, filed by hand with ``POST /api/dicom/instances/{id}/file``
+  or ``echosclero dicom-file``); see :mod:`echosclero.interop.dicomqueue`;
 - analyses each stored image or cine with the guidance engine (at most ``analyse_frames`` frames) and keeps
   the summary with the instance (an image without calibration keeps the reason instead);
-- forwards each stored object to the PACS, when one is configured, and records the outcome.
+- forwards each stored object to the PACS, when one is configured, through the durable forwarding queue: a
+  failure stays on the instance and is retried with a doubling wait until it is delivered or the last attempt
+  fails (:class:`~echosclero.interop.dicomqueue.RetryPolicy`).
 
 Analysis and forwarding run on one worker thread, after the C-STORE has been answered, so that a slow
-analysis never holds the scanner.
+analysis never holds the scanner. Between objects the same thread retries every forward of the record whose
+wait is over (every ``retry_poll_s``), the SRs queued by ``export --send`` and the API included.
 """
 
 from __future__ import annotations
@@ -122,6 +126,9 @@ class ReceiverConfig:
     analyse: bool = True
     acse_timeout_s: float = 30.0
     dimse_timeout_s: float = 60.0
+    max_forward_attempts: int = 8  # see dicomqueue.RetryPolicy
+    retry_base_s: float = 60.0
+    retry_poll_s: float = 15.0
 
     def __post_init__(self) -> None:
         self.ae_title = _check_ae(self.ae_title, "AE title")
@@ -133,6 +140,16 @@ class ReceiverConfig:
         if self.analyse_frames < 1:
             raise InputError(f"analyse_frames {self.analyse_frames} must be at least 1")
         self.storage_dir = Path(self.storage_dir)
+        if self.retry_poll_s <= 0:
+            raise InputError(f"retry poll {self.retry_poll_s} s must be positive")
+        self.retry_policy  # noqa: B018 - refuse a bad policy at start
+
+    @property
+    def retry_policy(self):
+        from echosclero.interop.dicomqueue import RetryPolicy
+
+        return RetryPolicy(max_attempts=self.max_forward_attempts, base_s=self.retry_base_s,
+                           max_wait_s=max(3600.0, self.retry_base_s))
 
 
 def _short_pixel_data(ds, sop_class: str) -> str | None:
@@ -268,7 +285,7 @@ class Receiver:
             self._say(f"refused {sop_uid} from {calling}: cannot store it ({exc}) -> 0xA700")
             return STATUS["out_of_resources"]
         try:
-            inst_id, filed = self._record(ds, path=path, calling=calling)
+            inst_id, filed, why = self._record(ds, path=path, calling=calling)
         except Exception as exc:  # noqa: BLE001
             path.unlink(missing_ok=True)
             self.counts["refused"] += 1
@@ -276,19 +293,20 @@ class Receiver:
             return STATUS["out_of_resources"]
         self.counts["stored"] += 1
         self._say(f"stored {STORAGE_CLASSES[sop_class]} {sop_uid} from {calling}: "
-                  + (f"filed under patient {filed}" if filed else f"unmatched (Patient ID {ds.PatientID!r})"))
+                  + (f"filed under patient {filed}" if filed else f"unmatched ({why})"))
         self._queue.put(inst_id)
         return STATUS["success"]
 
-    def _record(self, ds, *, path: Path, calling: str) -> tuple[int, int | None]:
+    def _record(self, ds, *, path: Path, calling: str) -> tuple[int, int | None, str | None]:
         from sqlalchemy import select
 
+        from echosclero.interop.dicomqueue import enqueue, match_patient
         from echosclero.store.db import commit
-        from echosclero.store.models import AuditEntry, DicomInstance, Patient
+        from echosclero.store.models import AuditEntry, DicomInstance
 
         pid_text = str(ds.PatientID).strip()
         with self.sessionmaker() as db:
-            patient = db.get(Patient, int(pid_text)) if pid_text.isdigit() and len(pid_text) < 10 else None
+            patient, matched_by, why = match_patient(db, ds)
             inst = db.scalars(select(DicomInstance).where(DicomInstance.sop_instance_uid == str(ds.SOPInstanceUID))
                               ).first()
             if inst is None:
@@ -302,36 +320,73 @@ class Receiver:
             inst.dicom_patient_name = str(ds.get("PatientName", ""))[:200]
             inst.patient_id = patient.id if patient else None
             inst.status = "filed" if patient else "unmatched"
+            inst.matched_by = matched_by
             inst.path = str(path)
             inst.n_frames = int(ds.get("NumberOfFrames", 1) or 1)
             inst.calling_ae = calling[:16]
-            inst.analysis, inst.analysis_error, inst.forwarded_at, inst.forward_error = None, None, None, None
+            inst.analysis, inst.analysis_error = None, None
+            if self.config.forward_to is not None:
+                enqueue(inst, self.config.forward_to)
+            else:
+                inst.forward_status, inst.forwarded_at, inst.forward_error = None, None, None
             db.flush()
             db.add(AuditEntry(username=f"dicom:{calling}"[:64], action="create", resource="dicom_instance",
                               resource_id=str(inst.id), patient_id=inst.patient_id, method="C-STORE",
                               path=f"dicom-receive {self.config.ae_title}",
-                              detail={"sop_instance_uid": inst.sop_instance_uid, "status": inst.status}))
+                              detail={"sop_instance_uid": inst.sop_instance_uid, "status": inst.status,
+                                      "matched_by": matched_by, "why": why}))
             commit(db)
-            return inst.id, inst.patient_id
+            return inst.id, inst.patient_id, why
 
     # --- after the answer: analysis and forwarding ---
 
     def _work(self) -> None:
+        import time
+
+        last_retry = time.monotonic()
         while True:
-            inst_id = self._queue.get()
             try:
-                if inst_id is None:
-                    return
-                self._process(inst_id)
-            except Exception as exc:  # noqa: BLE001 - the worker outlives any one object
-                self._say(f"instance {inst_id}: {type(exc).__name__}: {exc}")
-            finally:
-                self._queue.task_done()
+                inst_id = self._queue.get(timeout=self.config.retry_poll_s)
+            except queue.Empty:
+                inst_id = False
+            if inst_id is not False:
+                try:
+                    if inst_id is None:
+                        return
+                    self._process(inst_id)
+                except Exception as exc:  # noqa: BLE001 - the worker outlives any one object
+                    self._say(f"instance {inst_id}: {type(exc).__name__}: {exc}")
+                finally:
+                    self._queue.task_done()
+            if time.monotonic() - last_retry >= self.config.retry_poll_s:
+                last_retry = time.monotonic()
+                try:
+                    self._forward(None)
+                except Exception as exc:  # noqa: BLE001 - a record that is busy now is retried next time
+                    self._say(f"retrying forwards: {type(exc).__name__}: {exc}")
+
+    def _forward(self, inst_id: int | None) -> None:
+        """Forward one instance (just stored), or every forward of the record whose wait is over (``None``)."""
+        from echosclero.interop.dicomqueue import audit_to, due, forward
+        from echosclero.store.db import commit
+        from echosclero.store.models import DicomInstance
+
+        with self.sessionmaker() as db:
+            insts = [db.get(DicomInstance, inst_id)] if inst_id is not None else due(db)
+            insts = [i for i in insts if i is not None and i.forward_status in ("pending", "retrying")]
+            if not insts:
+                return
+            who = audit_to(db, username=f"dicom:{self.config.ae_title}"[:64], method="C-STORE",
+                           path=f"dicom-receive {self.config.ae_title} forward")
+            for o in forward(db, insts, policy=self.config.retry_policy, commit=lambda: commit(db), audit=who,
+                             default_peer=self.config.forward_to, calling_ae=self.config.ae_title,
+                             timeout_s=self.config.dimse_timeout_s):
+                self.counts["forwarded" if o.error is None else "forward_failed"] += 1
+                self._say(o.line())
 
     def _process(self, inst_id: int) -> None:
         from echosclero.store.db import commit
         from echosclero.store.models import DicomInstance
-        from echosclero.store.types import utcnow
 
         with self.sessionmaker() as db:
             inst = db.get(DicomInstance, inst_id)
@@ -344,22 +399,12 @@ class Receiver:
             self._say(f"analysed {uid}: {done}")
             if analysis is not None:
                 self.counts["analysed"] += 1
-        fwd_error, fwd_at = None, None
-        if self.config.forward_to is not None:
-            sent = send_files([path], self.config.forward_to, calling_ae=self.config.ae_title)
-            fwd_error = sent[0][1]
-            if fwd_error is None:
-                fwd_at = utcnow()
-                self.counts["forwarded"] += 1
-                self._say(f"forwarded {uid} to {self.config.forward_to}")
-            else:
-                self.counts["forward_failed"] += 1
-                self._say(f"forwarding {uid} to {self.config.forward_to} failed: {fwd_error}")
         with self.sessionmaker() as db:
             inst = db.get(DicomInstance, inst_id)
             inst.analysis, inst.analysis_error = analysis, error
-            inst.forwarded_at, inst.forward_error = fwd_at, fwd_error
             commit(db)
+        if self.config.forward_to is not None:
+            self._forward(inst_id)
 
     def _analyse(self, path: Path) -> tuple[dict | None, str | None]:
         from echosclero.batch.analysis import analyse_source

@@ -263,9 +263,11 @@ def procedure_report_pdf(pw: Pathway, *, session_id: int) -> bytes:
         story.append(_p("Aftercare regimen: not recorded."))
     story.append(_p("Follow-ups booked", _H2))
     fus = rec.followups or [f for f in pw.followups if f.due_on >= s.session_date]
-    if fus:
+    appts = _visits_booked_after(pw, s.session_date)
+    if fus or appts:
         rows = [["due", "kind", "status", "purpose"]]
         rows += [[f.due_on.isoformat(), f.kind, f.status, f.purpose] for f in fus]
+        rows += [[f"{a.start_at:%Y-%m-%d %H:%M} UTC", a.kind, a.status, "appointment"] for a in appts]
         story.append(_table(rows, widths=[24 * mm, 30 * mm, 22 * mm, 98 * mm]))
     else:
         story.append(_p("None booked."))
@@ -278,9 +280,15 @@ _TREATMENT_KINDS = ("sclerotherapy", "test_injection")
 
 
 def _next_treatment(pw: Pathway, today: date):
-    booked = [a for a in pw.appointments if a.status == "booked" and a.start_at.date() >= today
+    booked = [a for a in pw.appointments if a.status == "booked" and pw.clinic.local(a.start_at).date() >= today
               and a.kind in _TREATMENT_KINDS]
     return booked[0] if booked else None
+
+
+def _visits_booked_after(pw: Pathway, day: date) -> list:
+    """Appointments booked after ``day`` that are not treatments (follow-up visits, reviews)."""
+    return [a for a in pw.appointments if a.status == "booked" and pw.clinic.local(a.start_at).date() > day
+            and a.kind not in _TREATMENT_KINDS]
 
 
 def _handout_dates(pw: Pathway, rec: SessionRecord | None, today: date) -> dict:
@@ -290,7 +298,7 @@ def _handout_dates(pw: Pathway, rec: SessionRecord | None, today: date) -> dict:
             f for f in pw.followups if f.status == "scheduled" and f.due_on >= procedure]
     else:
         nxt = _next_treatment(pw, today)
-        procedure = nxt.start_at if nxt else None
+        procedure = pw.clinic.local(nxt.start_at) if nxt else None
         fus = [f for f in pw.followups if f.status == "scheduled" and f.due_on >= today]
     when = ""
     if isinstance(procedure, datetime):
@@ -298,9 +306,8 @@ def _handout_dates(pw: Pathway, rec: SessionRecord | None, today: date) -> dict:
     elif procedure is not None:
         when = f"{procedure:%A %d %B %Y}"
     items = [{"date": f"{f.due_on:%A %d %B %Y}", "purpose": f.purpose or f.kind.replace("_", " ")} for f in fus]
-    appts = [a for a in pw.appointments if a.status == "booked" and a.start_at.date() > (
-        rec.session.session_date if rec else today) and a.kind not in _TREATMENT_KINDS]
-    items += [{"date": f"{a.start_at:%A %d %B %Y, %H:%M}",
+    appts = _visits_booked_after(pw, rec.session.session_date if rec else today)
+    items += [{"date": f"{pw.clinic.local(a.start_at):%A %d %B %Y, %H:%M}",
                "purpose": {"followup": "follow-up"}.get(a.kind, a.kind.replace("_", " ")) + " appointment"}
               for a in appts]
     return {"procedure": when, "followups": items}
@@ -371,5 +378,6 @@ def handout_pdf(pw: Pathway, *, session_id: int | None = None, regimen: str | No
     story += _text_flowables(texts["pre_procedure"])
     story += _text_flowables(texts["aftercare"])
     story.append(Spacer(1, 6 * mm))
-    story.append(_p(f"Regimen: {texts['regimen']} ({texts['source']}). Printed {date.today().isoformat()}.", _SMALL))
+    # the regimen's code for the clinic's reference; its sources are the clinician's (the procedure report)
+    story.append(_p(f"Regimen: {texts['regimen']}. Printed {date.today().isoformat()}.", _SMALL))
     return _build(story, title="Your sclerotherapy: before and after", author=pw.clinic.name)

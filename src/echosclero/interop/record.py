@@ -9,7 +9,7 @@ exporters work on this snapshot and never query the database themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -28,6 +28,11 @@ __all__ = ["ClinicInfo", "Pathway", "SessionRecord", "load_pathway", "rulebook"]
 class ClinicInfo:
     name: str = "the clinic"
     phone: str = ""
+    tz: tzinfo | None = None  # the clinic's time zone (ECHOSCLERO_CLINIC_TIMEZONE); None: the server's
+
+    def local(self, moment: datetime) -> datetime:
+        """A stored (UTC) moment as the clinic's clock reads it: what a patient is told."""
+        return moment.astimezone(self.tz)
 
 
 @dataclass(slots=True)

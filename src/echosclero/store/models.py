@@ -68,6 +68,9 @@ class Patient(Base):
     weight_kg: Mapped[float | None] = mapped_column(Float, nullable=True)  # nullable from revision 0004
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)  # added in revision 0002
     phone: Mapped[str | None] = mapped_column(String(40), nullable=True)  # added in revision 0002
+    #: the hospital's medical record number (or another identifier its scanners and PACS use as Patient ID);
+    #: received DICOM objects are filed by it as well as by the record number (revision 0006)
+    mrn: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -432,6 +435,8 @@ class DicomInstance(Base):
         ForeignKey("patients.id", ondelete="SET NULL"), nullable=True, index=True
     )
     status: Mapped[str] = mapped_column(String(20), index=True)  # "filed" | "unmatched"
+    #: how it was filed: "record_number" | "mrn" | "hand" (from the unmatched queue) | "export" (an SR we made)
+    matched_by: Mapped[str | None] = mapped_column(String(20), nullable=True)  # revision 0006
     path: Mapped[str] = mapped_column(String(1000))
     n_frames: Mapped[int] = mapped_column(Integer, default=1)
     calling_ae: Mapped[str] = mapped_column(String(16), default="")
@@ -439,6 +444,12 @@ class DicomInstance(Base):
     analysis_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     forward_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the forwarding queue (revision 0006; echosclero.interop.forwarding): None = no PACS to send to;
+    # "pending" -> "forwarded", or "retrying" (next_forward_at) -> ... -> "failed" after the last attempt
+    forward_status: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    forward_peer: Mapped[str | None] = mapped_column(String(120), nullable=True)  # AE@HOST:PORT
+    forward_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_forward_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     received_at: Mapped[datetime] = _created()
 
 

@@ -7,15 +7,18 @@ Every route reads or writes patient data through the audit log, like the rest of
 
 import io
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from echosclero.api.deps import Ctx
 from echosclero.api.errors import HTTPProblem, not_found
 from echosclero.api.routes.common import Need, P, PathId, api_router, get_or_404, get_patient
+from echosclero.errors import InputError
 from echosclero.interop.record import ClinicInfo, Pathway, load_pathway
 from echosclero.store.models import AttachedResult, DicomInstance, Exam, KeyFrame, Patient, Session
 
@@ -29,7 +32,8 @@ MAX_RESULT_BYTES = 32 * 1024 * 1024
 def pathway(ctx: Ctx, patient_id: int) -> Pathway:
     get_patient(ctx, patient_id)
     s = ctx.settings
-    return load_pathway(ctx.db, patient_id=patient_id, clinic=ClinicInfo(name=s.clinic_name, phone=s.clinic_phone))
+    return load_pathway(ctx.db, patient_id=patient_id, clinic=ClinicInfo(name=s.clinic_name, phone=s.clinic_phone,
+                                                                         tz=s.tz))
 
 
 def _attachment(body: bytes, media_type: str, filename: str) -> Response:
@@ -207,7 +211,11 @@ def key_frame_png(frame_id: PathId, ctx: Need(P.CLINICAL_READ)):
     return Response(k.png, media_type="image/png")
 
 
-# --- DICOM received: the queue of images that matched no patient ---
+# --- DICOM: the queue of received objects that matched no patient, and the forwards to the PACS ---
+
+#: How long the API waits for the PACS on a send (the receiver's loop and ``dicom-forward`` retry later).
+PACS_TIMEOUT_S = 10.0
+NO_PACS = "no PACS is configured: start the server with ECHOSCLERO_PACS=AE@HOST:PORT (e.g. PACS@10.0.0.7:104)"
 
 
 class DicomInstanceOut(BaseModel):
@@ -220,11 +228,100 @@ class DicomInstanceOut(BaseModel):
     dicom_patient_id: str
     dicom_patient_name: str
     patient_id: int | None
-    status: str
+    status: str = Field(description="filed | unmatched")
+    matched_by: str | None = Field(None, description="record_number | mrn | hand | export")
     n_frames: int
     calling_ae: str
+    received_at: datetime
     analysis_error: str | None
-    forward_error: str | None
+    forward_status: str | None = Field(
+        None, description="pending | retrying | forwarded | failed (the last attempt failed); null: no PACS")
+    forward_peer: str | None = None
+    forward_attempts: int = 0
+    next_forward_at: datetime | None = None
+    forwarded_at: datetime | None = None
+    forward_error: str | None = Field(None, description="the last attempt's error")
+
+
+def _forward_now(ctx: Ctx, insts: list[DicomInstance], *, ignore_wait: bool) -> list:
+    from echosclero.interop.dicomqueue import RetryPolicy, forward
+
+    def audit(inst: DicomInstance, detail: dict) -> None:
+        ctx.audit("send", "dicom_forward", inst.id, patient_id=inst.patient_id, **detail)
+
+    return forward(ctx.db, insts, policy=RetryPolicy(), commit=ctx.commit, audit=audit,
+                   default_peer=ctx.settings.pacs_peer, timeout_s=PACS_TIMEOUT_S, ignore_wait=ignore_wait)
+
+
+def _instance_answer(inst: DicomInstance) -> JSONResponse:
+    """201 delivered to the PACS; 202 kept and queued for a retry (the body says why)."""
+    body = DicomInstanceOut.model_validate(inst).model_dump(mode="json")
+    return JSONResponse(body, status_code=201 if inst.forward_status == "forwarded" else 202)
+
+
+_SENT = {201: {"model": DicomInstanceOut, "description": "delivered to the PACS"},
+         202: {"model": DicomInstanceOut, "description": "kept and queued: the PACS did not take it (forward_error); "
+                                                        "retried by `echosclero dicom-receive` or `dicom-forward`"}}
+
+
+@router.post("/sessions/{session_id}/send-sr", status_code=201, response_model=DicomInstanceOut, responses=_SENT,
+             tags=["dicom"])
+def send_session_sr(session_id: PathId, ctx: Need(P.SESSION_WRITE)):
+    """Send the session's DICOM SR (TID 5100) to the clinic's PACS (``ECHOSCLERO_PACS``). The SR is kept in the
+    DICOM store and on the forwarding queue first, so a PACS that does not answer gets it later."""
+    from echosclero.interop.dicomqueue import store_sr
+    from echosclero.interop.sr import session_sr
+
+    peer = ctx.settings.pacs_peer
+    if peer is None:
+        raise HTTPProblem(409, NO_PACS)
+    s = get_or_404(ctx, Session, session_id, what="session")
+    ds = session_sr(pathway(ctx, s.patient_id), session_id=s.id, operator=ctx.user.username)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    try:
+        inst = store_sr(ctx.db, buf.getvalue(), ds, folder=ctx.settings.dicom_folder, patient_id=s.patient_id,
+                        peer=peer)
+    except InputError as exc:
+        raise HTTPProblem(503, str(exc)) from None
+    ctx.audit("create", "dicom_instance", inst.id, patient_id=s.patient_id, session_id=s.id, format="sr",
+              sop_instance_uid=inst.sop_instance_uid, peer=str(peer))
+    _forward_now(ctx, [inst], ignore_wait=True)
+    return _instance_answer(inst)
+
+
+@router.get("/dicom/forwarding", response_model=list[DicomInstanceOut], tags=["dicom"])
+def forwarding_queue(
+    ctx: Need(P.CLINICAL_READ),
+    status: Annotated[list[Literal["pending", "retrying", "failed", "forwarded"]] | None, Query()] = None,
+):
+    """The forwards to the PACS not delivered yet (``pending``, ``retrying``, ``failed``), or those of ``status``."""
+    wanted = status or ["pending", "retrying", "failed"]
+    rows = ctx.db.scalars(select(DicomInstance).where(DicomInstance.forward_status.in_(wanted))
+                          .order_by(DicomInstance.id).limit(1000)).all()
+    ctx.audit("read", "dicom_forwarding", count=len(rows), status=wanted)
+    ctx.commit()
+    return rows
+
+
+@router.post("/dicom/instances/{instance_id}/forward", status_code=201, response_model=DicomInstanceOut,
+             responses=_SENT, tags=["dicom"])
+def forward_instance(instance_id: PathId, ctx: Need(P.EXAM_WRITE)):
+    """Forward a received object or a sent SR to the PACS now: a ``retrying`` one without waiting, a ``failed``
+    one re-armed (its attempts count from zero), one never queued to the configured PACS."""
+    from echosclero.interop.dicomqueue import requeue
+
+    inst = get_or_404(ctx, DicomInstance, instance_id, what="DICOM instance")
+    if inst.forward_status == "forwarded":
+        raise HTTPProblem(409, f"instance {inst.id} was delivered to {inst.forward_peer} at "
+                               f"{inst.forwarded_at:%Y-%m-%d %H:%M:%S} UTC already")
+    if inst.forward_status in (None, "failed"):
+        try:
+            requeue(inst, None if inst.forward_peer else ctx.settings.pacs_peer)
+        except InputError:
+            raise HTTPProblem(409, NO_PACS) from None
+    _forward_now(ctx, [inst], ignore_wait=True)
+    return _instance_answer(inst)
 
 
 class FileIn(BaseModel):
@@ -244,11 +341,14 @@ def unmatched(ctx: Need(P.CLINICAL_READ)):
 
 @router.post("/dicom/instances/{instance_id}/file", response_model=DicomInstanceOut, tags=["dicom"])
 def file_instance(instance_id: PathId, body: FileIn, ctx: Need(P.EXAM_WRITE)):
-    """File a received image under a patient (it leaves the unmatched queue)."""
+    """File a received image under a patient by hand (it leaves the unmatched queue; a filed one moves)."""
+    from echosclero.interop.dicomqueue import file_instance as file_under
+
     inst = get_or_404(ctx, DicomInstance, instance_id, what="DICOM instance")
     if ctx.db.get(Patient, body.patient_id) is None:
         raise not_found("patient", body.patient_id)
-    inst.patient_id, inst.status = body.patient_id, "filed"
-    ctx.audit("update", "dicom_instance", inst.id, patient_id=body.patient_id, sop_instance_uid=inst.sop_instance_uid)
+    before = file_under(ctx.db, inst, body.patient_id)
+    ctx.audit("update", "dicom_instance", inst.id, patient_id=body.patient_id, sop_instance_uid=inst.sop_instance_uid,
+              filed_from=before, dicom_patient_id=inst.dicom_patient_id)
     ctx.commit()
     return inst

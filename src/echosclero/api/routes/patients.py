@@ -132,6 +132,7 @@ def list_patients(
 @router.post("/patients", response_model=PatientOut, status_code=201)
 def create_patient(body: PatientIn, ctx: Need(P.PATIENT_WRITE)):
     _check_field_rights(ctx, body.model_dump())
+    _check_mrn_free(ctx, body.mrn)
     p = Patient(**body.model_dump(exclude={"sex"}), sex=body.sex.value)
     return patient_out(ctx, create(ctx, p, resource="patient"))
 
@@ -149,6 +150,7 @@ def update_patient(patient_id: PathId, body: PatientPatch, ctx: Need(P.PATIENT_W
     p = get_patient(ctx, patient_id, lock=True)
     changes = body.model_dump(exclude_unset=True, exclude={"override_reason"})
     _check_field_rights(ctx, changes)
+    _check_mrn_free(ctx, changes.get("mrn"), patient_id=p.id)
     skip = ("family_name", "given_name", "birth_date", "sex", "weight_kg", "notes")
     before = {k: getattr(p, k) for k in changes if hasattr(p, k)}
     fields = apply_changes(p, changes, skip_none=skip)
@@ -163,6 +165,15 @@ def update_patient(patient_id: PathId, body: PatientPatch, ctx: Need(P.PATIENT_W
     out = patient_out(ctx, p)
     out.warnings = [w.as_dict() for w in warnings]
     return out
+
+
+def _check_mrn_free(ctx: Ctx, mrn: str | None, *, patient_id: int | None = None) -> None:
+    """An MRN names one patient: received images are filed by it."""
+    if not mrn:
+        return
+    other = ctx.db.scalars(select(Patient.id).where(Patient.mrn == mrn, Patient.id != (patient_id or 0))).first()
+    if other is not None:
+        raise HTTPProblem(409, f"MRN {mrn!r} is already patient {other}'s: an MRN names one patient")
 
 
 def _plain(v):
