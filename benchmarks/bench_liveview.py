@@ -33,6 +33,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 PORT = 9350
 OUT = Path(__file__).parent / "results" / "liveview.json"
+#: run name -> the live page's query
+RUNS = {"view": "precomputed=1&rate_hz=60", "live": "rate_hz=30"}
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -49,11 +51,13 @@ def run_view(page, base: str, pid: int, query: str, seconds: float, warm_s: floa
     page.wait_for_function("() => window.esLive && window.esLive.drawn >= 5 && window.esLive.offsetMs !== null",
                            timeout=180_000)
     time.sleep(warm_s)
+    print(f"measuring {query} for {seconds:g} s", flush=True)
     start = page.evaluate("() => ({drawn: esLive.drawn, n: esLive.latencies.length, t: esLive.lastMs, "
                           "dropped: esLive.dropped, analysed: esLive.analysed})")
     time.sleep(seconds)
     end = page.evaluate("() => ({drawn: esLive.drawn, lat: esLive.latencies, t: esLive.lastMs, rtt: esLive.rttMs, "
-                        "draw: esLive.drawMs, dropped: esLive.dropped, analysed: esLive.analysed})")
+                        "draw: esLive.drawMs, dropped: esLive.dropped, analysed: esLive.analysed, "
+                        "slot: esLive.slotMs, wire: esLive.wireMs, pg: esLive.pageMs})")
     page.get_by_role("button", name="Stop").click()
     lat = end["lat"][start["n"]:]
     draw = end["draw"][start["drawn"]:]
@@ -64,6 +68,9 @@ def run_view(page, base: str, pid: int, query: str, seconds: float, warm_s: floa
         "drawn_per_s": round(fps, 1),
         "latency_ms": {"median": round(statistics.median(lat), 1), "p95": round(_pct(lat, 95), 1),
                        "p99": round(_pct(lat, 99), 1), "max": round(max(lat), 1)},
+        "latency_parts_ms_median": {part: round(statistics.median(end[key][start["n"]:]), 1)
+                                    for part, key in (("waiting_on_the_server", "slot"), ("on_the_wire", "wire"),
+                                                      ("in_the_page", "pg"))},
         "draw_ms_median": round(statistics.median(draw), 2),
         "ping_rtt_ms": round(end["rtt"], 2),
         "dropped_by_newest_frame_policy": end["dropped"] - start["dropped"],
@@ -75,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=15.0, help="measured time per run (default 15)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--runs", default="view,live", help="which runs, comma-separated (default view,live)")
     args = ap.parse_args(argv)
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    if not runs or set(runs) - set(RUNS):
+        raise SystemExit(f"--runs {args.runs!r}: choose from {', '.join(RUNS)}")
 
     from playwright.sync_api import sync_playwright
     from sqlalchemy.orm import Session
@@ -115,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url("**/patients")
             version = browser.version
-            for name, query, warm in (("view", "precomputed=1&rate_hz=60", 2.0), ("live", "rate_hz=30", 2.0)):
-                results[name] = run_view(page, srv.base, pid, query, args.seconds, warm)
+            for name in runs:
+                results[name] = run_view(page, srv.base, pid, RUNS[name], args.seconds, 2.0)
                 print(name, json.dumps(results[name]))
             browser.close()
         engine.dispose()
