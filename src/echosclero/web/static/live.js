@@ -116,9 +116,9 @@
       stats.latencies.push(done - (head.t_ready_ms - stats.offsetMs));
       stats.slotMs.push(head.t_sent_ms - head.t_ready_ms); stats.wireMs.push(arrived - (head.t_sent_ms - stats.offsetMs)); stats.pageMs.push(done - arrived);
     }
-    stats.dropped = head.dropped; stats.analysed = head.analysed;
+    stats.dropped = head.dropped; stats.analysed = head.analysed; stats.index = head.index;
     alerts(head.result.alerts);
-    facts(head.result); // the findings of the frame on screen, every frame
+    facts(head.result); // the findings of the frame on screen
     if (stats.drawn % 10 === 0) status(head);
   }
 
@@ -162,11 +162,12 @@
   const SEV = { critical: 2, warning: 1, info: 0 };
   function alerts(list) {
     for (const a of list) stats.alerts[a.code] = (stats.alerts[a.code] || 0) + 1;
-    if (!list.length) { banner.hidden = true; banner.className = "alert-banner"; return; }
+    if (!list.length) { if (!banner.hidden) { banner.hidden = true; banner.className = "alert-banner"; } return; }
     const worst = list.reduce((a, b) => (SEV[b.severity] > SEV[a.severity] ? b : a));
-    banner.hidden = false;
-    banner.className = `alert-banner ${worst.severity}`;
-    banner.dataset.code = worst.code;
+    const cls = `alert-banner ${worst.severity}`; // the page's style is touched only when the banner changes
+    if (banner.hidden) banner.hidden = false;
+    if (banner.className !== cls) banner.className = cls;
+    if (banner.dataset.code !== worst.code) banner.dataset.code = worst.code;
     const text = list.map((a) => `${a.severity === "critical" ? "STOP: " : ""}${a.message}`).join("  |  ");
     if (banner.textContent !== text) banner.textContent = text;
     if (worst.severity === "critical") { stats.critical++; beep(); }
@@ -189,12 +190,16 @@
     const lat = median(stats.latencies.slice(-60));
     statusEl.textContent = `${head.source}: ${fps.toFixed(1)} frames/s drawn, latency ${lat === null ? "-" : lat.toFixed(0)} ms, ${head.dropped} dropped of ${head.analysed} analysed`;
   }
+  let factsShown = "";
   function facts(r) {
-    const f = document.getElementById("engine-facts");
     const tipIn = r.needle ? r.vessels.find((v) => v.contains_needle_tip) : null;
-    f.replaceChildren(...[["Vessels", r.vessels.map((v) => `${v.id} ${v.kind}`).join(", ") || "none"],
+    const rows = [["Vessels", r.vessels.map((v) => `${v.id} ${v.kind}`).join(", ") || "none"],
       ["Needle tip", r.needle ? `${num(r.needle.tip_mm[0])}, ${num(r.needle.tip_mm[1])} mm${tipIn ? " in " + tipIn.id + " (" + tipIn.kind + ")" : ""}` : "not seen"],
-      ["Foam", r.foam.map((x) => `${x.vessel_id} ${Math.round(100 * x.fill_fraction)}%`).join(", ") || "none"]].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+      ["Foam", r.foam.map((x) => `${x.vessel_id} ${Math.round(100 * x.fill_fraction)}%`).join(", ") || "none"]];
+    const text = rows.flat().join("\n");
+    if (text === factsShown) return; // the page's layout is redone only when the findings read differently
+    factsShown = text;
+    document.getElementById("engine-facts").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   }
 
   // --- session, dose counter, injection, snapshot, observation ---
