@@ -8,7 +8,8 @@ The workstation serves from a thread of this process on 127.0.0.1:9350; Chromium
 headless, via Playwright) signs in and opens the live page of a patient, which draws each frame (512 x 512 grey,
 sent raw) and the engine's overlays on a canvas, then acknowledges it. Latency per frame: the page's clock at
 the end of drawing, minus the server's clock when the frame left the engine (``t_ready_ms``), corrected by the
-offset between the two clocks measured with WebSocket pings (the best of 5 round trips); its parts: waiting on
+offset between the two clocks measured with WebSocket pings (the quickest round trip: 5 pings at the start,
+then one every 2 s); its parts: waiting on
 the server for the page's acknowledgement of the previous frame, on the wire (sent to received by the page), in
 the page (received to drawn). Runs (``--runs``, all by default):
 
