@@ -335,7 +335,7 @@ def test_live_socket_keeps_one_frame_in_flight_and_sends_the_newest_after_a_slow
     assert second["index"] >= first["index"] + 3
 
 
-def test_live_scenario_is_rendered_ahead_once_then_replayed_from_memory():
+def test_live_scenario_is_rendered_ahead_once_then_replayed_from_memory(monkeypatch):
     import threading
 
     from echosclero.sim import open_simulated_source
@@ -351,6 +351,13 @@ def test_live_scenario_is_rendered_ahead_once_then_replayed_from_memory():
     assert all(a is b for a, b in zip(first, again, strict=True))  # kept, not rendered again
     assert all(a.index == b.index and np.array_equal(a.pixels, b.pixels) for a, b in zip(first, direct, strict=True))
     assert not first[0].pixels.flags.writeable  # shared between sockets: nobody may draw into them
+    from echosclero.guidance import Engine
+
+    assert Engine().process(again[0]).to_json()["vessels"]  # the engine reads a kept frame without writing to it
+    # a scenario too long for the memory set aside is rendered on every pass, not kept
+    monkeypatch.setattr(live, "RENDERED_BYTES", 10 * first[0].pixels.nbytes)
+    assert len(list(Feed("sim:gsv_injection", seed=4, rate_hz=rate)._frames())) == 30
+    assert live._rendered.get(("sim:gsv_injection", 4, rate)) is None
     # a pass left before its end is not kept, and its reader thread stops
     partial = Feed("sim:gsv_injection", seed=3, rate_hz=rate)._frames()
     next(partial)

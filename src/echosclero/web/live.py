@@ -131,7 +131,7 @@ class _Rendered:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _nbytes(frames) -> int:
+    def nbytes(frames) -> int:
         return sum(f.pixels.nbytes + (f.spectral_pixels.nbytes if f.spectral_pixels is not None else 0)
                    for f in frames)
 
@@ -143,7 +143,7 @@ class _Rendered:
             return frames
 
     def put(self, key: tuple, frames: list) -> None:
-        size = self._nbytes(frames)
+        size = self.nbytes(frames)
         if not frames or size > RENDERED_BYTES:
             return
         for f in frames:
@@ -153,7 +153,7 @@ class _Rendered:
         with self._lock:
             self._items[key] = tuple(frames)
             self._items.move_to_end(key)
-            while sum(self._nbytes(v) for v in self._items.values()) > RENDERED_BYTES:
+            while sum(self.nbytes(v) for v in self._items.values()) > RENDERED_BYTES:
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
@@ -241,11 +241,15 @@ class Feed:
                 yield from source.frames()
                 return
             kept: list | None = [] if key is not None else None
+            kept_bytes = 0
             ahead = _read_ahead(source.frames(), AHEAD, self._stop)
             try:
                 for frame in ahead:
                     if kept is not None:
                         kept.append(frame)
+                        kept_bytes += _Rendered.nbytes((frame,))
+                        if kept_bytes > RENDERED_BYTES:
+                            kept = None  # too long a scenario to keep: rendered on every pass
                     yield frame
             finally:
                 ahead.close()  # stops the reader before the source closes
