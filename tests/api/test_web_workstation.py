@@ -297,6 +297,127 @@ def test_feed_keeps_only_the_newest_frame_for_a_slow_reader():
     assert feed.dropped > len(seen)  # 30 frames/s against 10: most were replaced
 
 
+def _next_message(ws) -> tuple[str, dict]:
+    m = ws.receive()
+    if m.get("text"):
+        return "text", json.loads(m["text"])
+    data = m["bytes"]
+    k = struct.unpack("<I", data[:4])[0]
+    return "frame", json.loads(data[4:4 + k])
+
+
+def test_live_socket_keeps_one_frame_in_flight_and_sends_the_newest_after_a_slow_draw(doc):
+    """A page that has not acknowledged its frame gets no other (only answers to its pings) however many
+    frames the engine finishes meanwhile; once it acknowledges, it gets the newest, never the ones in between."""
+    with doc.websocket_connect("/ws/live?source=sim:gsv_injection&rate_hz=30&loop=0") as ws:
+        kind, first = _next_message(ws)
+        while kind != "frame":
+            assert first["type"] == "pong", first
+            kind, first = _next_message(ws)
+        assert first["sent"] == 1
+        deadline = time.monotonic() + 120
+        while True:  # the page is "still drawing" the first frame
+            ws.send_text('{"type":"ping","t_page_ms":0}')
+            kind, msg = _next_message(ws)
+            assert kind == "text", f"frame {msg.get('index')} was sent before frame {first['index']} was acknowledged"
+            assert msg["type"] == "pong" and msg["sent"] == 1, msg
+            if msg["published"] >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert msg["published"] >= 4, "the engine published no frames in 2 minutes"
+        ws.send_text('{"type":"ack"}')
+        kind, second = _next_message(ws)
+        while kind != "frame":
+            kind, second = _next_message(ws)
+        ws.send_text('{"type":"stop"}')
+    # frames 2 and 3 at least were replaced in the server's one-frame slot, never sent
+    assert second["sent"] == 2 and second["dropped"] >= 2
+    assert second["index"] >= first["index"] + 3
+
+
+def test_live_scenario_is_rendered_ahead_once_then_replayed_from_memory(monkeypatch):
+    import threading
+
+    from echosclero.sim import open_simulated_source
+    from echosclero.web import live
+
+    live._rendered.clear()
+    rate = 5.0  # 30 frames of the 6 s scenario
+    first = list(Feed("sim:gsv_injection", rate_hz=rate)._frames())
+    again = list(Feed("sim:gsv_injection", rate_hz=rate)._frames())  # another socket, the same scenario
+    with open_simulated_source("gsv_injection", seed=0, frame_rate_hz=rate) as src:
+        direct = list(src.frames())
+    assert len(first) == len(direct) == 30
+    assert all(a is b for a, b in zip(first, again, strict=True))  # kept, not rendered again
+    assert all(a.index == b.index and np.array_equal(a.pixels, b.pixels) for a, b in zip(first, direct, strict=True))
+    assert not first[0].pixels.flags.writeable  # shared between sockets: nobody may draw into them
+    from echosclero.guidance import Engine
+
+    assert Engine().process(again[0]).to_json()["vessels"]  # the engine reads a kept frame without writing to it
+    # a scenario too long for the memory set aside is rendered on every pass, not kept
+    monkeypatch.setattr(live, "RENDERED_BYTES", 10 * first[0].pixels.nbytes)
+    assert len(list(Feed("sim:gsv_injection", seed=4, rate_hz=rate)._frames())) == 30
+    assert live._rendered.get(("sim:gsv_injection", 4, rate)) is None
+    # a pass left before its end is not kept, and its reader thread stops
+    partial = Feed("sim:gsv_injection", seed=3, rate_hz=rate)._frames()
+    next(partial)
+    partial.close()
+    assert live._rendered.get(("sim:gsv_injection", 3, rate)) is None
+    assert not any(t.name == "echosclero-live-reader" and t.is_alive() for t in threading.enumerate())
+    live._rendered.clear()
+
+
+def test_read_ahead_is_bounded_and_hands_the_readers_error_on():
+    import threading
+
+    from echosclero.web.live import _read_ahead
+
+    made = []
+
+    def frames():
+        for i in range(100):
+            made.append(i)
+            yield i
+        raise ValueError("frame 100 is corrupt")
+
+    ahead = _read_ahead(frames(), 3, threading.Event())
+    assert next(ahead) == 0
+    time.sleep(0.3)
+    assert len(made) <= 1 + 3 + 1  # the one taken, three waiting, one in the reader's hand
+    rest = []
+    with pytest.raises(ValueError, match="frame 100 is corrupt"):
+        for x in ahead:
+            rest.append(x)
+    assert rest == list(range(1, 100))
+
+
+def _websocket_extensions(port: int) -> list[str]:
+    """The extensions a WebSocket handshake on ``/ws/live`` agrees to when the client offers permessage-deflate."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /ws/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, head
+            head += chunk
+    status, *lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    assert " 101 " in status, status
+    return [line for line in lines if line.lower().startswith("sec-websocket-extensions")]
+
+
+def test_live_socket_sends_frames_uncompressed(app, users):
+    """permessage-deflate is refused: deflating a 512 x 512 frame cost ~27 ms of the server's event loop."""
+    from echosclero.web.threaded import ThreadedServer, free_port
+
+    port = free_port(9300, 9399)
+    with ThreadedServer(app, port=port):
+        assert _websocket_extensions(port) == []
+
+
 def test_encoded_frame_round_trips():
     px = (np.arange(6 * 5 * 3) % 251).astype(np.uint8).reshape(6, 5, 3)
     data = encode_frame(px, {"index": 7})
@@ -349,6 +470,7 @@ def test_serve_prints_its_address_and_logs_requests(tmp_path):
             line = proc.stdout.readline()
             assert line, "no request log line"
         assert '"GET /login HTTP/1.1" 200' in line
+        assert _websocket_extensions(port) == []  # the live view's frames go raw under `serve` too
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -11,7 +11,8 @@ Message to the page (binary): a 4-byte little-endian header length, the header a
 calibration, the ``echosclero.analysis/1`` frame with contours, ``t_ready_ms``: the server's wall clock when
 the engine's result was ready, and the counters), then the pixels (rows x cols x channels, uint8). At most
 :data:`IN_FLIGHT` frames are unacknowledged at any time. Text
-messages: ``{"type": "error", "message": ...}``, ``{"type": "end", ...}``, ``{"type": "pong", ...}``.
+messages: ``{"type": "error", "message": ...}``, ``{"type": "end", ...}``, ``{"type": "pong", ...}`` (with the
+counters: frames ``published`` by the engine, ``sent``, ``dropped``).
 From the page: ``{"type": "ack"}`` after drawing, ``{"type": "ping", "t_page_ms": ...}`` to measure the
 offset between the two clocks (the benchmark's latency), ``{"type": "stop"}``.
 
@@ -25,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 import struct
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -47,9 +50,11 @@ __all__ = ["Feed", "encode_frame", "router"]
 router = APIRouter()
 
 MAX_RATE_HZ = 120.0
-#: Frames sent and not yet acknowledged by the page. Two keep the pipe busy while the page draws (one frame
-#: on the wire, one being drawn) without letting a backlog build: a slower page still gets the newest frame.
-IN_FLIGHT = 2
+#: Frames sent and not yet acknowledged by the page. One: the next frame is chosen when the page has drawn the
+#: last, so it is the newest there is. Two kept the pipe busier but the second frame waited in the page's socket
+#: while the first was drawn (measured, headless Chromium on 2 cores: latency median 37-47 ms with two in
+#: flight against 21-22 ms with one, at the same ~35-40 frames/s).
+IN_FLIGHT = 1
 
 
 def encode_frame(pixels: np.ndarray, header: dict) -> bytes:
@@ -64,6 +69,99 @@ def encode_frame(pixels: np.ndarray, header: dict) -> bytes:
     head = json.dumps({**header, "rows": px.shape[0], "cols": px.shape[1], "channels": channels},
                       separators=(",", ":")).encode()
     return struct.pack("<I", len(head)) + head + np.ascontiguousarray(px).tobytes()
+
+
+#: Frames a file or the simulator is read ahead of the engine (in a thread, while the engine analyses).
+AHEAD = 4
+#: Memory for scenarios rendered in full and kept for replay (a 6 s scenario at 30 frames/s: 47 MB).
+RENDERED_BYTES = 256 * 2**20
+
+
+def _read_ahead(frames, ahead: int, stop: threading.Event):
+    """``frames`` (an iterator) read in a thread of its own, at most ``ahead`` frames ahead of the caller; an
+    error in the reader is raised here. Closing this generator stops the reader."""
+    q: queue.Queue = queue.Queue(maxsize=ahead)
+    done = object()
+    quit_ = threading.Event()
+
+    def put(x) -> bool:
+        while not (quit_.is_set() or stop.is_set()):
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which reports it
+            put(exc)
+
+    reader = threading.Thread(target=read, name="echosclero-live-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                x = q.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
+            if x is done:
+                return
+            if isinstance(x, BaseException):
+                raise x
+            yield x
+    finally:
+        quit_.set()
+        reader.join(timeout=5)
+
+
+class _Rendered:
+    """Scenarios rendered in full, newest kept first, within :data:`RENDERED_BYTES` (the frames are read-only:
+    the same arrays go to every socket)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def nbytes(frames) -> int:
+        return sum(f.pixels.nbytes + (f.spectral_pixels.nbytes if f.spectral_pixels is not None else 0)
+                   for f in frames)
+
+    def get(self, key: tuple) -> tuple | None:
+        with self._lock:
+            frames = self._items.get(key)
+            if frames is not None:
+                self._items.move_to_end(key)
+            return frames
+
+    def put(self, key: tuple, frames: list) -> None:
+        size = self.nbytes(frames)
+        if not frames or size > RENDERED_BYTES:
+            return
+        for f in frames:
+            f.pixels.setflags(write=False)
+            if f.spectral_pixels is not None:
+                f.spectral_pixels.setflags(write=False)
+        with self._lock:
+            self._items[key] = tuple(frames)
+            self._items.move_to_end(key)
+            while sum(self.nbytes(v) for v in self._items.values()) > RENDERED_BYTES:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_rendered = _Rendered()
 
 
 @dataclass
@@ -125,6 +223,39 @@ class Feed:
             return open_simulated_source(self.spec[4:], seed=self.seed, frame_rate_hz=self.rate_hz)
         return open_source(self.spec, seed=self.seed, mm_per_px=self.mm_per_px)
 
+    def _frames(self):
+        """The source's frames in order. A file or the simulator is read (rendered) in a thread of its own up to
+        :data:`AHEAD` frames ahead of the engine, so that reading the next frame and analysing this one overlap;
+        a scenario rendered once in full is kept (:data:`RENDERED_BYTES`) and replayed without rendering. A live
+        stream is read as it comes, newest first (its source drops what the engine cannot keep up with)."""
+        key = (self.spec, self.seed, self.rate_hz) if self.spec.startswith("sim:") else None
+        cached = _rendered.get(key) if key is not None else None
+        if cached is not None:
+            yield from cached
+            return
+        with self._open() as source:
+            start = getattr(source, "start", None)
+            if start is not None:
+                start()
+            if self.live:
+                yield from source.frames()
+                return
+            kept: list | None = [] if key is not None else None
+            kept_bytes = 0
+            ahead = _read_ahead(source.frames(), AHEAD, self._stop)
+            try:
+                for frame in ahead:
+                    if kept is not None:
+                        kept.append(frame)
+                        kept_bytes += _Rendered.nbytes((frame,))
+                        if kept_bytes > RENDERED_BYTES:
+                            kept = None  # too long a scenario to keep: rendered on every pass
+                    yield frame
+            finally:
+                ahead.close()  # stops the reader before the source closes
+            if kept is not None and not self._stop.is_set():
+                _rendered.put(key, kept)
+
     def _analysed(self):
         """(pixels, header) of each frame as the engine finishes it."""
         from echosclero.guidance import Engine
@@ -132,11 +263,9 @@ class Feed:
         while not self._stop.is_set():
             engine = Engine()
             n = 0
-            with self._open() as source:
-                start = getattr(source, "start", None)
-                if start is not None:
-                    start()
-                for frame in source.frames():
+            frames = self._frames()
+            try:
+                for frame in frames:
                     if self._stop.is_set():
                         return
                     result = engine.process(frame)
@@ -156,6 +285,8 @@ class Feed:
                     yield frame.pixels, header, float(frame.t_s)
                     if self.max_frames is not None and n >= self.max_frames:
                         break
+            finally:
+                frames.close()
             if not self.loop or self.live:
                 return
 
@@ -308,7 +439,8 @@ async def live(ws: WebSocket) -> None:
                 acked.set()
             elif kind == "ping":
                 now_ms = time.time() * 1e3
-                await ws.send_json({"type": "pong", "t_page_ms": msg.get("t_page_ms"), "t_server_ms": now_ms})
+                await ws.send_json({"type": "pong", "t_page_ms": msg.get("t_page_ms"), "t_server_ms": now_ms,
+                                    "published": feed.published, "sent": feed.taken, "dropped": feed.dropped})
             elif kind == "stop":
                 return
 

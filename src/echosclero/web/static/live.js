@@ -10,9 +10,14 @@
   const pid = ES.patientId;
   const canvas = document.getElementById("us"), g = canvas.getContext("2d");
   const statusEl = document.getElementById("live-status"), banner = document.getElementById("alert-banner");
+  // grey level -> RGBA as one 32-bit word in the platform's byte order (little-endian: ABGR)
+  const GREY = new Uint32Array(256), GREY8 = new Uint8Array(GREY.buffer);
+  for (let v = 0; v < 256; v++) GREY8.set([v, v, v, 255], 4 * v);
   const KIND = { vein: "#3c8cff", artery: "#ff3c3c", unknown: "#ffdc00" };
-  const stats = (window.esLive = { drawn: 0, received: 0, latencies: [], drawMs: [], offsetMs: null, rttMs: null, firstMs: null, lastMs: null, dropped: 0, analysed: 0, alerts: {}, critical: 0, error: null });
-  let ws = null, pending = null, scheduled = false, image = null, last = null, audio = null, lastBeep = 0;
+  // latencies: ms from the frame leaving the engine to the end of its drawing; its parts per frame: slotMs
+  // (waiting on the server for the socket), wireMs (sent to received by the page), pageMs (received to drawn)
+  const stats = (window.esLive = { drawn: 0, received: 0, latencies: [], slotMs: [], wireMs: [], pageMs: [], drawMs: [], offsetMs: null, rttMs: null, firstMs: null, lastMs: null, dropped: 0, analysed: 0, alerts: {}, critical: 0, error: null });
+  let ws = null, pending = null, pendingAt = 0, scheduled = false, image = null, image32 = null, last = null, audio = null, lastBeep = 0;
   let session = null, plan = null, rules = {}, lastInjectionAt = null;
 
   // --- source form ---
@@ -54,16 +59,21 @@
     for (const k of ["rate_hz", "precomputed", "loop", "seed"]) if (params.get(k)) q.set(k, params.get(k));
     const mm = document.getElementById("source-mm").value;
     if (mm && kind.value !== "sim") q.set("mm_per_px", mm);
-    Object.assign(stats, { drawn: 0, received: 0, latencies: [], drawMs: [], firstMs: null, error: null });
+    Object.assign(stats, { drawn: 0, received: 0, latencies: [], slotMs: [], wireMs: [], pageMs: [], drawMs: [], firstMs: null, error: null });
     ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/live?${q}`);
     ws.binaryType = "arraybuffer";
     statusEl.textContent = `Connecting to ${spec}...`;
     const sock = ws;
-    ws.onopen = () => { for (let i = 0; i < 5; i++) setTimeout(() => ping(sock), i * 60); };
+    // the clock offset from the quickest of the pings: five at the start, then one every 2 s (a quicker round
+    // trip later, on a machine less busy, narrows it)
+    ws.onopen = () => {
+      for (let i = 0; i < 5; i++) setTimeout(() => ping(sock), i * 60);
+      const every = setInterval(() => { if (sock.readyState === 1) ping(sock); else clearInterval(every); }, 2000);
+    };
     ws.onmessage = (ev) => {
       if (typeof ev.data === "string") return control(JSON.parse(ev.data));
       stats.received++;
-      pending = ev.data; // newest only: a frame not drawn yet is replaced
+      pending = ev.data; pendingAt = performance.timeOrigin + performance.now(); // newest only: a frame not drawn yet is replaced
       if (!scheduled) { scheduled = true; queueMicrotask(draw); }
     };
     ws.onclose = (ev) => { if (sock === ws) { ws = null; if (!stats.error) statusEl.textContent = `Disconnected${ev.reason ? ": " + ev.reason : ""}.`; } };
@@ -88,7 +98,7 @@
   // --- drawing ---
   function draw() {
     scheduled = false;
-    const buf = pending; pending = null;
+    const buf = pending, arrived = pendingAt; pending = null;
     if (!buf) return;
     const t0 = performance.now();
     const dv = new DataView(buf), n = dv.getUint32(0, true);
@@ -96,9 +106,9 @@
     const px = new Uint8Array(buf, 4 + n);
     const { rows, cols, channels } = head;
     if (canvas.width !== cols || canvas.height !== rows) { canvas.width = cols; canvas.height = rows; image = null; }
-    if (!image) image = g.createImageData(cols, rows);
+    if (!image) { image = g.createImageData(cols, rows); image32 = new Uint32Array(image.data.buffer); }
     const d = image.data, npx = rows * cols;
-    if (channels === 1) for (let i = 0, j = 0; i < npx; i++, j += 4) { const v = px[i]; d[j] = v; d[j + 1] = v; d[j + 2] = v; d[j + 3] = 255; }
+    if (channels === 1) for (let i = 0; i < npx; i++) image32[i] = GREY[px[i]]; // one store per pixel
     else for (let i = 0, j = 0, k = 0; i < npx; i++, j += 4, k += 3) { d[j] = px[k]; d[j + 1] = px[k + 1]; d[j + 2] = px[k + 2]; d[j + 3] = 255; }
     g.putImageData(image, 0, 0);
     overlay(head);
@@ -107,10 +117,13 @@
     last = head;
     stats.drawn++; stats.drawMs.push(performance.now() - t0);
     stats.firstMs = stats.firstMs ?? done; stats.lastMs = done;
-    if (stats.offsetMs !== null) stats.latencies.push(done - (head.t_ready_ms - stats.offsetMs));
-    stats.dropped = head.dropped; stats.analysed = head.analysed;
+    if (stats.offsetMs !== null) {
+      stats.latencies.push(done - (head.t_ready_ms - stats.offsetMs));
+      stats.slotMs.push(head.t_sent_ms - head.t_ready_ms); stats.wireMs.push(arrived - (head.t_sent_ms - stats.offsetMs)); stats.pageMs.push(done - arrived);
+    }
+    stats.dropped = head.dropped; stats.analysed = head.analysed; stats.index = head.index;
     alerts(head.result.alerts);
-    facts(head.result); // the findings of the frame on screen, every frame
+    facts(head.result); // the findings of the frame on screen
     if (stats.drawn % 10 === 0) status(head);
   }
 
@@ -154,11 +167,12 @@
   const SEV = { critical: 2, warning: 1, info: 0 };
   function alerts(list) {
     for (const a of list) stats.alerts[a.code] = (stats.alerts[a.code] || 0) + 1;
-    if (!list.length) { banner.hidden = true; banner.className = "alert-banner"; return; }
+    if (!list.length) { if (!banner.hidden) { banner.hidden = true; banner.className = "alert-banner"; } return; }
     const worst = list.reduce((a, b) => (SEV[b.severity] > SEV[a.severity] ? b : a));
-    banner.hidden = false;
-    banner.className = `alert-banner ${worst.severity}`;
-    banner.dataset.code = worst.code;
+    const cls = `alert-banner ${worst.severity}`; // the page's style is touched only when the banner changes
+    if (banner.hidden) banner.hidden = false;
+    if (banner.className !== cls) banner.className = cls;
+    if (banner.dataset.code !== worst.code) banner.dataset.code = worst.code;
     const text = list.map((a) => `${a.severity === "critical" ? "STOP: " : ""}${a.message}`).join("  |  ");
     if (banner.textContent !== text) banner.textContent = text;
     if (worst.severity === "critical") { stats.critical++; beep(); }
@@ -181,12 +195,16 @@
     const lat = median(stats.latencies.slice(-60));
     statusEl.textContent = `${head.source}: ${fps.toFixed(1)} frames/s drawn, latency ${lat === null ? "-" : lat.toFixed(0)} ms, ${head.dropped} dropped of ${head.analysed} analysed`;
   }
+  let factsShown = "";
   function facts(r) {
-    const f = document.getElementById("engine-facts");
     const tipIn = r.needle ? r.vessels.find((v) => v.contains_needle_tip) : null;
-    f.replaceChildren(...[["Vessels", r.vessels.map((v) => `${v.id} ${v.kind}`).join(", ") || "none"],
+    const rows = [["Vessels", r.vessels.map((v) => `${v.id} ${v.kind}`).join(", ") || "none"],
       ["Needle tip", r.needle ? `${num(r.needle.tip_mm[0])}, ${num(r.needle.tip_mm[1])} mm${tipIn ? " in " + tipIn.id + " (" + tipIn.kind + ")" : ""}` : "not seen"],
-      ["Foam", r.foam.map((x) => `${x.vessel_id} ${Math.round(100 * x.fill_fraction)}%`).join(", ") || "none"]].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+      ["Foam", r.foam.map((x) => `${x.vessel_id} ${Math.round(100 * x.fill_fraction)}%`).join(", ") || "none"]];
+    const text = rows.flat().join("\n");
+    if (text === factsShown) return; // the page's layout is redone only when the findings read differently
+    factsShown = text;
+    document.getElementById("engine-facts").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   }
 
   // --- session, dose counter, injection, snapshot, observation ---
