@@ -85,6 +85,7 @@ def test_cli_on_a_model_screen_writes_the_definition(long_window, tmp_path, caps
     assert abs(doc["reflux_ms"] - screen.truth["reflux_ms"]) <= REFLUX_TOL_MS
     env = doc["envelope"]
     assert env["edge_level"] == pytest.approx(0.8) and env["time_edge_level"] == pytest.approx(0.2)
+    assert env["band_margin_rows"] == pytest.approx(1.0) and env["band_symmetry"] == pytest.approx(0.6)
     assert "Mo LYL" in env["source"] and "Newhouse" in env["source"]
     assert doc["classification"]["pathological"] is True  # 900 ms > 500 ms
     assert capsys.readouterr().err == ""

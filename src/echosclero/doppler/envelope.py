@@ -17,7 +17,9 @@ and Kathpalia et al., "Adaptive spectral envelope estimation for Doppler ultraso
    gain, dynamic range and time-gain changes are measured from the display itself, never assumed;
 4. a pixel is *signal* when it exceeds ``floor + max(k * spread, min_contrast)``, or a lower
    hysteresis threshold while connected to such pixels; rows next to the baseline that are signal in
-   nearly every column (the clutter the wall filter let through) are left out; on each side of the
+   nearly every column (the clutter the wall filter let through) are left out, and so is what reaches only
+   the row next to that band while the other side of the baseline shows it as brightly (leakage and clutter
+   are symmetric about zero velocity, blood flow is one-sided); on each side of the
    baseline the *detection* envelope is the outermost signal row that is backed by a mostly-filled run
    toward the baseline (isolated noise blobs are not);
 5. the *maximum-velocity* envelope is then read on the spectrum's outer edge, inside the detection
@@ -79,11 +81,15 @@ ENVELOPE_DEFINITION = {
     "definition": (
         "per column, the outermost velocity where the smoothed display reaches noise_floor + edge_level x "
         "(plateau - noise_floor), plateau = 90th percentile of the spectrum's own pixels, on the displayed "
-        "(log) scale; columns only count as flow where this lies above the baseline / wall-filter band; a flow "
-        "run starts and ends where its strength (plateau above floor) crosses time_edge_level x its median "
-        "over the run"
+        "(log) scale; columns only count as flow where this lies above the baseline / wall-filter band, and, "
+        "within band_margin_rows of the band's edge, only where the mirrored speeds on the other side of the "
+        "baseline hold less than band_symmetry x its excess brightness (wall-filter leakage and clutter are "
+        "symmetric about zero, blood flow is one-sided); a flow run starts and ends where its strength (plateau "
+        "above floor) crosses time_edge_level x its median over the run"
     ),
     "edge_level": EDGE_LEVEL,
+    "band_margin_rows": BAND_MARGIN_ROWS,
+    "band_symmetry": BAND_SYMMETRY,
     "source": (
         "threshold relative to the spectrum's own level, searched outward (modified threshold crossing): Mo LYL, "
         "Yun LCM, Cobbold RSC, Ultrasound Med Biol 1988;14:355-63; spectral broadening by transit time and "
