@@ -137,3 +137,30 @@ def test_scale_parsing():
     for bad in ("20", "0.00001", "px/s"):
         with pytest.raises(InputError):
             parse_time_scale(bad)
+
+
+def test_real_screen_recording_frame_flowave(tmp_path, capsys):
+    """The last frame of FloWave.US's DemoMuscleContraction_NoTAMean.mov (GE LOGIQ Book e, anterior tibial artery,
+    no ultrasound regions), with the scales read off its burned-in labels (tests/data/real/README.md).
+
+    No reflux truth exists for arterial flow; the reference is the display itself: five systoles about 1.1 s
+    apart (the sweep shows 6 s), whose outer tips reach 40-48 cm/s on the burned-in scale; the edge-level
+    envelope sits inside them, at 30-45 cm/s.
+    """
+    from pathlib import Path
+
+    from scipy.signal import find_peaks
+
+    png = Path(__file__).parent / "data" / "real" / "flowave" / "DemoMuscleContraction_last_frame.png"
+    out = tmp_path / "r.json"
+    assert main(["reflux", str(png), "--spectral-region", "27,262,457,440", "--baseline-row", "408.5",
+                 "--velocity-scale", "0.87", "--time-scale", "71.7px/s", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["calibration"]["source"] == "user" and len(doc["trace"]) == 431
+    t, v = np.array(doc["trace"]).T
+    peaks, _ = find_peaks(v, height=20.0, distance=40)
+    assert len(peaks) == 5, t[peaks]
+    assert np.all((v[peaks] >= 30.0) & (v[peaks] <= 45.0)), v[peaks]
+    assert np.all((np.diff(t[peaks]) > 0.95) & (np.diff(t[peaks]) < 1.3)), np.diff(t[peaks])
+    assert doc["peak_antegrade_velocity_cm_s"] == pytest.approx(float(v[peaks].max()), abs=4.0)
+    capsys.readouterr()

@@ -17,7 +17,9 @@ and Kathpalia et al., "Adaptive spectral envelope estimation for Doppler ultraso
    gain, dynamic range and time-gain changes are measured from the display itself, never assumed;
 4. a pixel is *signal* when it exceeds ``floor + max(k * spread, min_contrast)``, or a lower
    hysteresis threshold while connected to such pixels; rows next to the baseline that are signal in
-   nearly every column (the clutter the wall filter let through) are left out; on each side of the
+   nearly every column (the clutter the wall filter let through) are left out, and so is what reaches only
+   the row next to that band while the other side of the baseline shows it as brightly (leakage and clutter
+   are symmetric about zero velocity, blood flow is one-sided); on each side of the
    baseline the *detection* envelope is the outermost signal row that is backed by a mostly-filled run
    toward the baseline (isolated noise blobs are not);
 5. the *maximum-velocity* envelope is then read on the spectrum's outer edge, inside the detection
@@ -46,6 +48,7 @@ from echosclero.errors import InputError
 from echosclero.frames import SpectralCalibration
 
 __all__ = [
+    "BAND_MARGIN_ROWS",
     "EDGE_LEVEL",
     "ENVELOPE_DEFINITION",
     "SpectralTrace",
@@ -62,17 +65,31 @@ __all__ = [
 #: symmetric kernel lies at half its power). Benchmarked in docs/benchmarks-reflux.md.
 EDGE_LEVEL = 0.8
 
+#: Flow must reach at least this many rows beyond the innermost traced row of its side to count: what shows
+#: only next to the baseline / wall-filter band is the band's own leakage (a causal wall filter's ringing
+#: after an abrupt valve closure, slow clutter), present with or without blood flow. Benchmarked in
+#: docs/benchmarks-reflux.md (issue 15: a competent vein's false 524 ms reflux, ringing counted as flow).
+BAND_MARGIN_ROWS = 1.0
+
+#: ... and there it counts only where the other side of the baseline, at the same speeds, holds less than this
+#: fraction of its excess brightness (blood flows one way; leakage is symmetric about zero velocity).
+BAND_SYMMETRY = 0.6
+
 #: The definition written into the JSON, with its sources.
 ENVELOPE_DEFINITION = {
     "name": "edge-level maximum velocity",
     "definition": (
         "per column, the outermost velocity where the smoothed display reaches noise_floor + edge_level x "
         "(plateau - noise_floor), plateau = 90th percentile of the spectrum's own pixels, on the displayed "
-        "(log) scale; columns only count as flow where this lies above the baseline / wall-filter band; a flow "
-        "run starts and ends where its strength (plateau above floor) crosses time_edge_level x its median "
-        "over the run"
+        "(log) scale; columns only count as flow where this lies above the baseline / wall-filter band, and, "
+        "within band_margin_rows of the band's edge, only where the mirrored speeds on the other side of the "
+        "baseline hold less than band_symmetry x its excess brightness (wall-filter leakage and clutter are "
+        "symmetric about zero, blood flow is one-sided); a flow run starts and ends where its strength (plateau "
+        "above floor) crosses time_edge_level x its median over the run"
     ),
     "edge_level": EDGE_LEVEL,
+    "band_margin_rows": BAND_MARGIN_ROWS,
+    "band_symmetry": BAND_SYMMETRY,
     "source": (
         "threshold relative to the spectrum's own level, searched outward (modified threshold crossing): Mo LYL, "
         "Yun LCM, Cobbold RSC, Ultrasound Med Biol 1988;14:355-63; spectral broadening by transit time and "
@@ -199,7 +216,11 @@ def display_intensity(pixels: np.ndarray) -> np.ndarray:
     if np.count_nonzero(bright) < 20:
         return value
     direction = rgb / np.maximum(value, 1e-6)[..., None]
-    tint = np.median(direction[bright], axis=0)
+    # the display's tint is read from the spectrum, not from furniture drawn across the whole region (a
+    # white or coloured baseline line, a grid line): on a dim spectrum such a line holds most bright pixels
+    furniture = (bright.mean(axis=1) > 0.8)[:, None] | (bright.mean(axis=0) > 0.8)[None, :]
+    spectrum = bright & ~furniture
+    tint = np.median(direction[spectrum if np.count_nonzero(spectrum) >= 20 else bright], axis=0)
     deviation = np.linalg.norm(direction - tint[None, None, :], axis=2)
     overlay = bright & (deviation > 0.35)
     if np.count_nonzero(overlay) > 0.5 * np.count_nonzero(bright):  # no single tint: a true colour map
@@ -242,6 +263,7 @@ def trace_spectrum(
     hysteresis: float = 0.7,
     min_area_fraction: float = 1.0,
     edge_level: float | None = EDGE_LEVEL,
+    band_margin_cm_s: float | None = None,
 ) -> SpectralTrace:
     """Trace the maximum and mean velocity envelopes of a spectrum image.
 
@@ -276,6 +298,10 @@ def trace_spectrum(
         Where the maximum-velocity envelope sits on the spectrum's outer edge, as a fraction of the way from
         the noise floor to the spectrum's own plateau level in that column (see :data:`EDGE_LEVEL`);
         ``None``: the outermost signal pixel (the detection envelope, broadening included).
+    band_margin_cm_s
+        A column counts as flow on a side only where its edge-level envelope lies at least this far beyond
+        the innermost traced row of that side (the edge of the baseline / wall-filter band); default:
+        :data:`BAND_MARGIN_ROWS` rows; 0: no margin.
 
     Returns
     -------
@@ -456,9 +482,26 @@ def trace_spectrum(
         env = np.where(any_q & (first > 0), env + frac * (speeds[outer_row] - speeds[first]), env)
         # flow slower than the rows traced (the baseline / wall-filter band) is no flow
         env = np.where(env >= min_velocity_cm_s, env, 0.0)
+        # near the band's edge, what shows as brightly at the mirrored speeds on the other side of the
+        # baseline is not directional flow: the wall filter's ringing after flow stops abruptly, clutter
+        # motion and the filter's transition band are symmetric about zero; blood flow is one-sided
+        near = (env > 0) & (env < float(speeds.min()) + band_margin)
+        if np.any(near):
+            ex = np.clip(s - floor[None, :], 0.0, None)
+            ex_mirror = np.clip(smooth[mirror[order]] - floor[None, :], 0.0, None)
+            band = (speeds[:, None] <= env[None, :] + 1e-9) & near[None, :]
+            own = np.sum(ex * band, axis=0)
+            other = np.sum(ex_mirror * band, axis=0)
+            env = np.where(near & (other >= BAND_SYMMETRY * own), 0.0, env)
         return np.minimum(env, outer), plateau
 
     n_cols_all = img.shape[1]
+    band_margin = BAND_MARGIN_ROWS * dv if band_margin_cm_s is None else float(band_margin_cm_s)
+    # the row showing the opposite velocity of each row (nearest), for the symmetry test near the band
+    by_v = np.argsort(v)
+    mirror = by_v[np.clip(np.searchsorted(v[by_v], -v), 0, v.size - 1)]
+    alt = by_v[np.clip(np.searchsorted(v[by_v], -v) - 1, 0, v.size - 1)]
+    mirror = np.where(np.abs(v[alt] + v) < np.abs(v[mirror] + v), alt, mirror)
     a_out, a_mean, a_pow, a_clip, a_lim = both(valid_rows & (v > 0))
     r_out, r_mean, r_pow, r_clip, r_lim = both(valid_rows & (v < 0))
     a_max, a_plateau = edge(valid_rows & (v > 0), a_out)

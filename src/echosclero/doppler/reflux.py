@@ -10,7 +10,7 @@ the segment: see :mod:`echosclero.clinic.reflux`.
 Algorithm on a :class:`~echosclero.doppler.envelope.SpectralTrace`:
 
 1. the augmentation is the run of antegrade-dominant columns (speckle dropouts of up to ``max_gap_ms``
-   bridged) carrying the largest velocity-time integral;
+   bridged) carrying the most flow signal (summed excess brightness of the spectrum);
 2. the reflux is the retrograde-dominant run (dropouts bridged likewise) with the largest velocity-time
    integral among those that start after the augmentation peak and no later than
    ``search_after_release_s`` after the augmentation ends;
@@ -162,7 +162,7 @@ def measure_reflux(
     min_augmentation_cm_s: float = 5.0,
     aliasing_tolerance: float = 0.02,
     time_edge_level: float | None = TIME_EDGE_LEVEL,
-    max_trim_ms: float = 250.0,
+    max_trim_ms: float = 600.0,
 ) -> RefluxMeasurement:
     """Find the augmentation and the reflux that follows release; measure its duration and velocities.
 
@@ -184,7 +184,9 @@ def measure_reflux(
         The reflux starts and ends where the retrograde spectrum's strength crosses this fraction of its
         median strength over the run (see :data:`TIME_EDGE_LEVEL`); ``None``: whole flagged columns.
     max_trim_ms
-        The start and the end move inward by at most this much from the detected run.
+        The start and the end move inward by at most this much from the detected run (600 ms: a causal wall
+        filter's ringing after an abrupt valve closure can trail the flow by half a second at a fraction of its
+        strength; docs/benchmarks-reflux.md).
 
     Raises
     ------
@@ -224,9 +226,12 @@ def measure_reflux(
     aug: tuple[int, int] | None = None
     a_runs = [r for r in _runs(ante, max_gap) if a_env[r[0]:r[1] + 1].max() >= min_augmentation_cm_s]
     if a_runs:
-        # the augmentation is the antegrade run carrying the most flow (velocity-time integral), not the
-        # highest single column: a speckle spike has a high peak but no area
-        aug = max(a_runs, key=lambda r: area(r, a_env))
+        # the augmentation is the antegrade run carrying the most flow signal (the spectrum's summed excess
+        # brightness over the run), not the highest single column nor the largest velocity-time integral: a
+        # speckle spike has a high peak but no area, and a faint broadband flash (a wall filter settling at
+        # the start of a sweep) reaches the edge of the scale with hardly any strength
+        a_pow = np.where(ante, trace.antegrade_power, 0.0)
+        aug = max(a_runs, key=lambda r: area(r, a_pow))
     reflux: tuple[int, int] | None = None
     runs = _runs(retro, max_gap)
     if aug is not None:
