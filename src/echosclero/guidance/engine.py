@@ -44,10 +44,6 @@ __all__ = ["Engine", "EngineConfig"]
 #: stays in it that long); to artery sooner, because an artery taken for a vein silences TIP_IN_ARTERY.
 FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
-#: The imaged area (:mod:`.footprint`) is found again every this many frames of a cine, and reused between: a
-#: scanner's display layout does not change from frame to frame (a depth or layout change shows within this many
-#: frames; a change of frame size at once).
-IMAGED_AREA_REFRESH_FRAMES = 8
 #: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
 TIP_TOUCH_MM = 2.0
 #: Lumens this close (mm) are taken as joined: foam spreads from one to the other.
@@ -158,8 +154,6 @@ class Engine:
         self._shape: tuple[int, int] | None = None
         self._last_t: float | None = None
         self._needle_seen_t: float | None = None
-        self._imaged: np.ndarray | None = None
-        self._imaged_age = 0
 
     def _injecting(self, t: float) -> bool:
         """A needle was seen within :attr:`EngineConfig.injection_window_s`, or foam is already in a vessel."""
@@ -208,14 +202,9 @@ class Engine:
         t0 = time.perf_counter()
         if self._last_t is not None and frame.t_s < self._last_t:
             self.reset()  # time went back: another cine
-        reuse = self._imaged if self._imaged_age < IMAGED_AREA_REFRESH_FRAMES else None
-        prep = prepare(frame, imaged=reuse)
-        self._imaged_age = self._imaged_age + 1 if prep.imaged is reuse else 1
+        prep = prepare(frame)
         if self._shape is not None and self._shape != prep.shape:
             self.reset()  # a new geometry: nothing tracked can carry over
-        self._imaged = prep.imaged
-        if self._imaged is not None:
-            self._imaged.setflags(write=False)  # shared by the frames that reuse it
         self._shape = prep.shape
         self._last_t = frame.t_s
         t = float(frame.t_s)
@@ -280,6 +269,8 @@ class Engine:
             if tr.baseline_diameter_mm and tr.foam_fill > 0:
                 spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
             cx, cz = lum.center_mm
+            if not inside(prep.imaged, *prep.to_px(cx, cz)):
+                continue  # a track coasting where this frame holds no echo data: not reported (still tracked)
             diameter = tr.diameter_now_mm
             if lum.longitudinal and tr.seen_now and tr.areas and tr.areas[-1][0] == t and tr.foam_fill < 0.05:
                 # a long-axis lumen's width from the sub-pixel series measured this frame (mean soft height

@@ -114,12 +114,10 @@ def _shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX, imaged: np.ndarray | None = None) -> Prepared:
-    """Grey, colour mask, working-resolution image and local tissue level of ``frame``.
-
-    ``imaged``: the imaged area found on an earlier frame of the same cine (working resolution), reused as it is
-    when its shape matches (the footprint of a scanner's display does not change from frame to frame; finding it
-    is a third of the preparation); else it is found on this frame.
+def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared:
+    """Grey, colour mask, working-resolution image, imaged area and local tissue level of ``frame``. The imaged
+    area is found on every frame: reused from an earlier frame of the cine (tried), it put vessels outside the
+    footprint of frames whose display had changed (a rotating rendering, a depth or mode change).
 
     Raises
     ------
@@ -172,8 +170,7 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX, imaged: np.
     small = cv2.medianBlur(small, 3)
     small = cv2.GaussianBlur(small, (0, 0), 0.7)
     mmx, mmz = cal.mm_per_px_x * fx, cal.mm_per_px_z * fz
-    if imaged is None or imaged.shape != small.shape:
-        imaged = imaged_area(signal, mmx, mmz, full=signal_full)
+    imaged = imaged_area(signal, mmx, mmz, full=signal_full)
     # local tissue level: normalised convolution over pixels of the imaged area brighter than half its median
     # (not lumen), computed on a ~1 mm grid (cheap) and interpolated back
     sr, sc = max(1, r_small // 64), max(1, c_small // 64)
