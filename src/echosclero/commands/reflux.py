@@ -109,21 +109,26 @@ def register(subparsers) -> None:
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+def _number_before_unit(text: str, option: str, suffixes: tuple[str, ...], what: str) -> tuple[float, str]:
+    """``text`` without spaces and without the first of ``suffixes`` it ends with, as a float, and that suffix
+    (``""`` when none); a one-line error naming ``option`` and ``what`` it should be when it is no number."""
+    from echosclero.errors import InputError
+
+    t = str(text).strip().lower().replace(" ", "")
+    unit = next((u for u in suffixes if t.endswith(u)), "")
+    try:
+        return float(t[: len(t) - len(unit)]), unit
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a number {what}") from None
+
+
 def parse_velocity_scale(text: str) -> float:
     """``0.87`` or ``0.87cm/s/px`` -> 0.87 cm/s per pixel row (positive, finite)."""
     import math
 
     from echosclero.errors import InputError
 
-    t = str(text).strip().lower().replace(" ", "")
-    for suffix in ("cm/s/px", "cm/s"):
-        if t.endswith(suffix):
-            t = t[: -len(suffix)]
-            break
-    try:
-        value = float(t)
-    except ValueError:
-        raise InputError(f"--velocity-scale {text!r} is not a number of cm/s per pixel row (e.g. 0.87)") from None
+    value, _ = _number_before_unit(text, "--velocity-scale", ("cm/s/px", "cm/s"), "of cm/s per pixel row (e.g. 0.87)")
     if not (math.isfinite(value) and 0.001 <= value <= 100.0):
         raise InputError(f"--velocity-scale {text!r} must be a positive velocity step between 0.001 and 100 cm/s "
                          "per pixel row (read it off the velocity axis: cm/s between two labels / their rows)")
@@ -136,18 +141,9 @@ def parse_time_scale(text: str) -> float:
 
     from echosclero.errors import InputError
 
-    t = str(text).strip().lower().replace(" ", "")
-    per_second = t.endswith("px/s")
-    for suffix in ("px/s", "s/px"):
-        if t.endswith(suffix):
-            t = t[: -len(suffix)]
-            break
-    try:
-        value = float(t)
-    except ValueError:
-        raise InputError(f"--time-scale {text!r} is not a number (seconds per column, or pixels per second "
-                         "as 71.7px/s)") from None
-    s_per_px = 1.0 / value if per_second and value > 0 else value
+    value, unit = _number_before_unit(text, "--time-scale", ("px/s", "s/px"),
+                                      "(seconds per column, or pixels per second as 71.7px/s)")
+    s_per_px = 1.0 / value if unit == "px/s" and value > 0 else value
     if not (math.isfinite(s_per_px) and 1e-4 <= s_per_px <= 1.0):
         raise InputError(f"--time-scale {text!r} gives {s_per_px:g} s per column; a spectral sweep shows 1 to "
                          "10 000 columns per second (read it off the time axis: seconds between two labels / "

@@ -120,9 +120,6 @@ class Lumen:
     #: and wall (transverse lumens whose edge was placed that way; else None).
     width_mm: float | None = None
     depth_mm: float | None = None
-    #: Lumen grey over its wall's, measured locally (median of the lumen's core over the 60th percentile of a ring
-    #: up to 1 mm outside; :func:`_half_way_edge`); None where not measured.
-    ring_contrast: float | None = None
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -781,7 +778,6 @@ def _half_way_edge(prep: Prepared, lum: Lumen) -> Lumen | None:
         return None
     lo = float(median(win[core]))
     hi = float(percentile(win[ring], 60))
-    lum.ring_contrast = lo / max(hi, 1e-6)
     if hi <= lo * 1.15:
         return None  # no wall to speak of
     grown = ((win < np.float32(0.5 * (lo + hi))) & outer).astype(np.uint8)
@@ -809,7 +805,6 @@ def _half_way_edge(prep: Prepared, lum: Lumen) -> Lumen | None:
         * prep.mm_per_px_z
     if not (out.width_mm > 0 and out.depth_mm > 0):
         out.width_mm = out.depth_mm = None
-    out.ring_contrast = lum.ring_contrast
     return out
 
 
@@ -877,9 +872,14 @@ def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray
     evidence of blood, and a vessel already tracked (``known``, the tracked outlines) that passes under the shadow
     goes on being tracked, while no new vessel is born there (nor is a dark region found by contrast there).
     """
+    def hidden(lum: Lumen) -> bool:
+        return shadow is not None and _centre_in(lum, shadow)
+
+    def new(lum: Lumen) -> bool:
+        return known is None or not _any_in(lum, known)
+
     # no new vessel is born in the hidden region (needle shadow, under foam), however dark it is there
-    anechoic = [lum for lum in found if lum.contrast <= MAX_CONTRAST
-                and not (shadow is not None and _centre_in(lum, shadow) and (known is None or not _any_in(lum, known)))]
+    anechoic = [lum for lum in found if lum.contrast <= MAX_CONTRAST and not (hidden(lum) and new(lum))]
     out = []
     for lum in anechoic:
         lum.confidence = float(np.clip(1.0 - lum.contrast, 0.0, 1.0))
@@ -887,8 +887,7 @@ def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray
     for lum in learned:
         if any(_overlap_share(lum, o) >= SAME_LUMEN_OVERLAP for o in anechoic):
             continue
-        if shadow is not None and _centre_in(lum, shadow) and (
-                lum.confidence < NET_SURE_CONFIDENCE or known is None or not _any_in(lum, known)):
+        if hidden(lum) and (lum.confidence < NET_SURE_CONFIDENCE or new(lum)):
             continue
         out.append(lum)
     return out
