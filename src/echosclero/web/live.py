@@ -79,7 +79,9 @@ RENDERED_BYTES = 256 * 2**20
 
 def _read_ahead(frames, ahead: int, stop: threading.Event):
     """``frames`` (an iterator) read in a thread of its own, at most ``ahead`` frames ahead of the caller; an
-    error in the reader is raised here. Closing this generator stops the reader."""
+    error in the reader is raised here. Closing this generator stops the reader and waits for it: the frame it is
+    reading is finished first (on a loaded machine a scenario's first frame takes seconds), so that nobody closes
+    the source under a reader still inside it."""
     q: queue.Queue = queue.Queue(maxsize=ahead)
     done = object()
     quit_ = threading.Event()
@@ -119,7 +121,7 @@ def _read_ahead(frames, ahead: int, stop: threading.Event):
             yield x
     finally:
         quit_.set()
-        reader.join(timeout=5)
+        reader.join()
 
 
 class _Rendered:
