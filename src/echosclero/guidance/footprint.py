@@ -129,7 +129,14 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
                  and a >= LAYER_MIN_SHARE * big and h * mm_per_px_z >= LAYER_MIN_MM)
         if a >= OTHER_PART_SHARE * big or layer:
             keep.append(i)
-    pts = cv2.findNonZero(np.isin(lab, keep).astype(np.uint8))
+    lut = np.zeros(n, bool)
+    lut[keep] = True
+    kept = lut[lab]
+    # the hull of a pixel set is the hull of each row's first and last pixel (a few hundred points, not 10^5)
+    on_rows = np.flatnonzero(kept.any(axis=1))
+    first = np.argmax(kept[on_rows], axis=1)
+    last_px = cols - 1 - np.argmax(kept[on_rows, ::-1], axis=1)
+    pts = np.concatenate([np.stack([first, on_rows], 1), np.stack([last_px, on_rows], 1)]).astype(np.int32)
     cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
     fp = hull.astype(bool)
     # deep no-signal region: per column, below the deepest row still above the noise floor
