@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from echosclero.guidance.vessels import MAX_CONTRAST, NET_SURE_CONFIDENCE, Lumen, merge_lumens
+from echosclero.guidance.vessels import (
+    BLOOD_CONTRAST,
+    MAX_CONTRAST,
+    NET_AGREE_PROB,
+    NET_SURE_CONFIDENCE,
+    Lumen,
+    merge_lumens,
+)
 
 SHAPE = (100, 100)
 
@@ -54,3 +61,14 @@ def test_a_tracked_vessel_goes_on_under_the_shadow_when_the_network_is_sure():
     assert merge_lumens([sure], [], shadow=SHADOW, known=known) == [sure]
     assert merge_lumens([unsure], [], shadow=SHADOW, known=known) == []
     assert merge_lumens([], [dark], shadow=SHADOW, known=known) == [dark]
+
+
+def test_a_new_dark_region_the_network_sees_no_lumen_in_is_dropped_unless_dark_as_blood():
+    prob = np.zeros(SHAPE, np.float32)
+    prob[10:20, 10:20] = NET_AGREE_PROB + 0.1  # the network half-sees a lumen here, nothing elsewhere
+    seen = _lumen(10, 10, learned=False, contrast=0.3)
+    muscle = _lumen(40, 40, learned=False, contrast=0.3)  # dark between bright fasciae, no lumen to the network
+    blood = _lumen(70, 70, learned=False, contrast=BLOOD_CONTRAST - 0.02)  # as black as a long-axis artery
+    assert merge_lumens([], [seen, muscle, blood], prob=prob) == [seen, blood]
+    # a tracked vessel's lumen stays whatever the network says (pressed flat, filled with foam)
+    assert merge_lumens([], [muscle], prob=prob, known=_region(42, 48, 42, 48)) == [muscle]

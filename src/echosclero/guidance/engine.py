@@ -230,7 +230,7 @@ class Engine:
             if below_foam is not None:
                 hidden = below_foam if hidden is None else hidden | below_foam
             lumens = merge_lumens(detect_learned_lumens(prep, prob, ignore=exclude), lumens, shadow=hidden,
-                                  known=known)
+                                  known=known, prob=prob)
         taken = np.zeros(prep.shape, bool)
         for lum in lumens:
             r0, c0, r1, c1 = lum.bbox
