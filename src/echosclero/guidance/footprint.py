@@ -33,6 +33,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from echosclero.guidance._masks import shrink
 from echosclero.guidance._quantile import percentile
 
 __all__ = ["imaged_area", "inside"]
@@ -89,9 +90,10 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
         black = float(percentile(sub, 1))
         black_level = black / 255.0
         screen_px = 0.5 * (full.shape[0] / rows + full.shape[1] / cols)
-        at_black = (full <= black + BLACK_LEVELS).astype(np.uint8)
-        share = cv2.resize(at_black, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.float32) \
-            if screen_px > 1.0 else at_black.astype(np.float32)
+        # 255 where a pixel is at the black level, area-averaged to the working grid (on 0/1 the average would be
+        # rounded to 0 or 1 and the share lost)
+        at_black = cv2.compare(full, black + BLACK_LEVELS, cv2.CMP_LE)
+        share = shrink(at_black, (cols, rows)).astype(np.float32) * np.float32(1 / 255.0)
     else:
         black_level = float(percentile(g[:: max(1, rows // 96), :: max(1, cols // 96)], 1))
         share = None
@@ -140,7 +142,8 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
     cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
     fp = hull.astype(bool)
     # deep no-signal region: per column, below the deepest row still above the noise floor
-    med = float(percentile(g[fp], 50)) if fp.any() else 0.0
+    # (every other row and column: the median of ~10^4 tissue pixels is as good as that of 4 x 10^4)
+    med = float(percentile(g[::2, ::2][fp[::2, ::2]], 50)) if fp[::2, ::2].any() else 0.0
     floor = black_level + NOISE_FLOOR_SHARE * max(0.0, med - black_level)
     deep = cv2.blur(g, (_odd(DEEP_WINDOW_MM / mm_per_px_x), _odd(DEEP_WINDOW_MM / mm_per_px_z)))
     above = (deep > np.float32(floor)) & fp

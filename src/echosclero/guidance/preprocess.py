@@ -16,6 +16,7 @@ import numpy as np
 
 from echosclero.errors import InputError
 from echosclero.frames import Frame
+from echosclero.guidance._masks import shrink
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.footprint import imaged_area
 
@@ -104,16 +105,6 @@ def _as_uint8(pix: np.ndarray) -> np.ndarray:
     return np.clip(pix.astype(np.float32) * 255.0, 0, 255).astype(np.uint8)
 
 
-def _shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area-average ``img`` down to ``size`` (width, height): exact 2 x 2 means while the image is at least
-    twice the target (OpenCV's fast path), then one area resize for the rest. Within a grey level of a single
-    area resize, at half the cost for a 512-pixel frame."""
-    w, h = size
-    while img.shape[1] >= 2 * w and img.shape[0] >= 2 * h:
-        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-
-
 def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared:
     """Grey, colour mask, working-resolution image, imaged area and local tissue level of ``frame``. The imaged
     area is found on every frame: reused from an earlier frame of the cine (tried), it put vessels outside the
@@ -143,7 +134,7 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
         # full resolution, for the needle: a white echo is bright in every channel, colour flow is not
         red, _, blue = cv2.split(rgb)  # contiguous planes: much faster than strided channel views
         full = cv2.min(red, blue)
-        srgb = _shrink(rgb, (c_small, r_small))
+        srgb = shrink(rgb, (c_small, r_small))
         r_, g_, b_ = (c.astype(np.float32) for c in cv2.split(srgb))
         hi = cv2.max(cv2.max(r_, g_), b_)
         lo = cv2.min(cv2.min(r_, g_), b_)
@@ -156,7 +147,7 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
         signal, signal_full = small, full
     else:
         full = pix
-        small = _shrink(pix, (c_small, r_small)).astype(np.float32)
+        small = shrink(pix, (c_small, r_small)).astype(np.float32)
         small *= np.float32(1 / 255.0)
         signal, signal_full = small, pix
     sub = small[:: max(1, r_small // 64), :: max(1, c_small // 64)]
