@@ -35,7 +35,13 @@ from echosclero.guidance.tracking import (
     foam_measure,
     wall_ratio,
 )
-from echosclero.guidance.vessels import detect_learned_lumens, detect_lumens, detect_walled_lumens, merge_lumens
+from echosclero.guidance.vessels import (
+    detect_learned_lumens,
+    detect_lumens,
+    detect_walled_lumens,
+    half_way_edges,
+    merge_lumens,
+)
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -229,8 +235,8 @@ class Engine:
             hidden = shadow if needle_m is not None else None
             if below_foam is not None:
                 hidden = below_foam if hidden is None else hidden | below_foam
-            lumens = merge_lumens(detect_learned_lumens(prep, prob, ignore=exclude), lumens, shadow=hidden,
-                                  known=known, prob=prob)
+            learned = detect_learned_lumens(prep, prob, ignore=exclude, half_way=False)
+            lumens = half_way_edges(prep, merge_lumens(learned, lumens, shadow=hidden, known=known, prob=prob))
         taken = np.zeros(prep.shape, bool)
         for lum in lumens:
             r0, c0, r1, c1 = lum.bbox

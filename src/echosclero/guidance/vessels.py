@@ -24,8 +24,8 @@ import numpy as np
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.preprocess import Prepared
 
-__all__ = ["Lumen", "detect_learned_lumens", "detect_walled_lumens", "is_round", "lumen_from_mask", "detect_lumens",
-           "lumen_mask", "merge_lumens"]
+__all__ = ["Lumen", "detect_learned_lumens", "detect_lumens", "detect_walled_lumens", "half_way_edges", "is_round",
+           "lumen_from_mask", "lumen_mask", "merge_lumens"]
 
 #: Grey / local tissue level below which a pixel is lumen (anechoic blood is ~0.1-0.35 at 60 dB display).
 LUMEN_RATIO = 0.6
@@ -705,10 +705,14 @@ SAME_LUMEN_OVERLAP = 0.3
 NET_SURE_CONFIDENCE = 0.8
 
 
-def detect_learned_lumens(prep: Prepared, prob: np.ndarray, *, ignore: np.ndarray | None = None) -> list[Lumen]:
+def detect_learned_lumens(prep: Prepared, prob: np.ndarray, *, ignore: np.ndarray | None = None,
+                          half_way: bool = True) -> list[Lumen]:
     """Lumens from the lumen network's probability map (working resolution), gated on size and shape.
 
     ``ignore`` (the needle's mask) is bridged as in :func:`detect_lumens`: a shaft crossing a lumen does not cut it.
+    ``half_way``: re-outline each transverse lumen on its half-way edge (:func:`half_way_edges`) here; the engine
+    passes False and re-outlines only the lumens :func:`merge_lumens` keeps (most are dropped for a contrast-found
+    lumen over them).
     """
     if not prep.usable:
         return []
@@ -734,14 +738,28 @@ def detect_learned_lumens(prep: Prepared, prob: np.ndarray, *, ignore: np.ndarra
                 continue
             r0, c0, r1, c1 = lum.bbox
             conf = float(prob[r0:r1, c0:c1][lum.mask].mean())
-            if not lum.longitudinal:
+            if conf < NET_MIN_CONFIDENCE:
+                continue
+            if half_way and not lum.longitudinal:
                 lum = _half_way_edge(prep, lum) or lum
             lum.confidence = conf
-            if lum.confidence < NET_MIN_CONFIDENCE:
-                continue
             lum.learned = True
             lum.contrast = float(lum.mean_ratio)
             out.append(lum)
+    return out
+
+
+def half_way_edges(prep: Prepared, lumens: list[Lumen]) -> list[Lumen]:
+    """``lumens`` with each transverse lumen of the network re-outlined on its half-way edge (the others as they
+    are); the network's outline stands where no edge is found."""
+    out = []
+    for lum in lumens:
+        if lum.learned and not lum.longitudinal:
+            edged = _half_way_edge(prep, lum)
+            if edged is not None:
+                edged.confidence, edged.learned, edged.contrast = lum.confidence, True, float(edged.mean_ratio)
+                lum = edged
+        out.append(lum)
     return out
 
 
