@@ -39,7 +39,6 @@ from echosclero.guidance.vessels import (
     detect_learned_lumens,
     detect_lumens,
     detect_walled_lumens,
-    half_way_edges,
     merge_lumens,
 )
 
@@ -236,7 +235,7 @@ class Engine:
             if below_foam is not None:
                 hidden = below_foam if hidden is None else hidden | below_foam
             learned = detect_learned_lumens(prep, prob, ignore=exclude, half_way=False)
-            lumens = half_way_edges(prep, merge_lumens(learned, lumens, shadow=hidden, known=known, prob=prob))
+            lumens = merge_lumens(learned, lumens, shadow=hidden, known=known, prob=prob, prep=prep)
         taken = np.zeros(prep.shape, bool)
         for lum in lumens:
             r0, c0, r1, c1 = lum.bbox

@@ -711,8 +711,7 @@ def detect_learned_lumens(prep: Prepared, prob: np.ndarray, *, ignore: np.ndarra
 
     ``ignore`` (the needle's mask) is bridged as in :func:`detect_lumens`: a shaft crossing a lumen does not cut it.
     ``half_way``: re-outline each transverse lumen on its half-way edge (:func:`half_way_edges`) here; the engine
-    passes False and re-outlines only the lumens :func:`merge_lumens` keeps (most are dropped for a contrast-found
-    lumen over them).
+    passes False and lets :func:`merge_lumens` re-outline only those no contrast-found lumen covers.
     """
     if not prep.usable:
         return []
@@ -892,7 +891,8 @@ BLOOD_CONTRAST = 0.1
 
 
 def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray | None = None,
-                 known: np.ndarray | None = None, prob: np.ndarray | None = None) -> list[Lumen]:
+                 known: np.ndarray | None = None, prob: np.ndarray | None = None,
+                 prep: Prepared | None = None) -> list[Lumen]:
     """One lumen per vessel from the network's lumens and those found by contrast (:func:`detect_lumens`).
 
     A plainly anechoic lumen found by contrast (lumen / rim <= :data:`MAX_CONTRAST`) is kept as found: its edge is
@@ -905,7 +905,9 @@ def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray
     goes on being tracked, while no new vessel is born there (nor is a dark region found by contrast there).
     ``prob`` (the network's probability map): a new lumen found by contrast where the network sees no lumen at all
     (mean probability below :data:`NET_AGREE_PROB`) is dropped, unless it is as dark as blood
-    (:data:`BLOOD_CONTRAST`).
+    (:data:`BLOOD_CONTRAST`). ``prep``: the network's transverse lumens that are kept are re-outlined on their
+    half-way edge (:func:`half_way_edges`) before the hidden-region test (pass ``half_way=False`` to
+    :func:`detect_learned_lumens`).
     """
     def hidden(lum: Lumen) -> bool:
         return shadow is not None and _centre_in(lum, shadow)
@@ -929,6 +931,8 @@ def merge_lumens(learned: list[Lumen], found: list[Lumen], *, shadow: np.ndarray
     for lum in learned:
         if any(_overlap_share(lum, o) >= SAME_LUMEN_OVERLAP for o in anechoic):
             continue
+        if prep is not None:
+            lum = half_way_edges(prep, [lum])[0]  # (only here: most network lumens give way to anechoic ones)
         if hidden(lum) and (lum.confidence < NET_SURE_CONFIDENCE or new(lum)):
             continue
         out.append(lum)
