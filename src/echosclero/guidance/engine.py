@@ -22,7 +22,7 @@ from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit, systole_times
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
-from echosclero.guidance.foam import lost_to_echoes, needle_shade, tip_in_mask
+from echosclero.guidance.foam import content_ratio, filling_from_top, lost_to_echoes, needle_shade, tip_in_mask
 from echosclero.guidance.footprint import inside
 from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
@@ -50,6 +50,15 @@ TIP_TOUCH_MM = 2.0
 FOAM_TOUCH_MM = 1.0
 #: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
 FOAM_SOURCE_MM = 3.0
+#: Foam with no needle near (out of the plane, out of view, not found): it may start in a lumen tracked this long
+#: (s), seen anechoic before (its fill reading at most FOAM_CLEAR_BEFORE), with the probe still (strain at most
+#: STILL_STRAIN, the estimator's first step) for FOAM_STILL_S (a compression and its release move tissue into
+#: the outline), once the echogenic layer has been read FOAM_CONFIRM_FRAMES frames running (speckle, one frame).
+FOAM_STEADY_S = 1.0
+FOAM_CLEAR_BEFORE = 0.1
+STILL_STRAIN = 0.004
+FOAM_STILL_S = 0.5
+FOAM_CONFIRM_FRAMES = 3
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
 #: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
 MAX_PULSE_STEP = 0.12
@@ -83,6 +92,15 @@ class EngineConfig:
     #: Find lumens with the lumen network (:mod:`.lumen_net`) as well as by contrast. Off: contrast alone (the
     #: engine before the network; kept for comparison in the benchmarks).
     lumen_net: bool = True
+
+
+def _core_level(prep: Prepared, lum) -> float | None:
+    """Median grey / local tissue level of a lumen's core (the lumen less a 0.4 mm rim that mixes with the wall)."""
+    r0, c0, r1, c1 = lum.bbox
+    core = cv2.erode(lum.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if np.count_nonzero(core) < 4:
+        return None
+    return float(median(prep.ratio[r0:r1, c0:c1][core]))
 
 
 class _StrainEstimator:
@@ -154,12 +172,17 @@ class Engine:
         self._shape: tuple[int, int] | None = None
         self._last_t: float | None = None
         self._needle_seen_t: float | None = None
+        self._still_since: float | None = None
 
     def _injecting(self, t: float) -> bool:
         """A needle was seen within :attr:`EngineConfig.injection_window_s`, or foam is already in a vessel."""
         if self._needle_seen_t is not None and t - self._needle_seen_t <= self.config.injection_window_s:
             return True
         return any(tr.foam_fill >= self.config.min_foam_fill for tr in self.vessels.tracks)
+
+    def _still(self, t: float, for_s: float) -> bool:
+        """The probe has not compressed the tissue for ``for_s`` seconds."""
+        return self._still_since is not None and t - self._still_since >= for_s
 
     def _may_start_foam(self, tr: Track, t: float, mm_per_px: float) -> bool:
         """Can foam appear in this lumen now?
@@ -168,6 +191,9 @@ class Engine:
           :attr:`EngineConfig.injection_window_s`;
         * never, otherwise, in a lumen known to be an artery (foam reaches an artery only through a needle);
         * from a lumen holding foam that it touches (a junction seen in the plane);
+        * with no needle near (it is out of the plane or not found): in a lumen tracked for
+          :data:`FOAM_STEADY_S`, anechoic before, with the probe still, once the layer of echoes has been read
+          :data:`FOAM_CONFIRM_FRAMES` frames running;
         * from foam anywhere else into a lumen known to be a vein (foam travels along veins and perforators
           out of the plane). An undecided lumen away from the foam gets none: noise in a deep lumen is not
           foam.
@@ -176,6 +202,9 @@ class Engine:
             return True
         if tr.kind == "artery":
             return False
+        if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and t - tr.t_first >= FOAM_STEADY_S
+                and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and self._still(t, FOAM_STILL_S)):
+            return True  # foam with no needle in view: a steady, still, anechoic lumen taking a layer of echoes
         sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
         if not sources:
             return False
@@ -241,6 +270,10 @@ class Engine:
         tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
         strain = self.strain.update(prep)
         pressed = strain >= cfg.pressed_strain
+        if strain > STILL_STRAIN:
+            self._still_since = None
+        elif self._still_since is None:
+            self._still_since = t
         if pressed:
             self._pressed_once = True
         findings: list[VesselFinding] = []
@@ -363,7 +396,10 @@ class Engine:
             # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
+            tr.foam_pending = tr.foam_pending + 1 if fill > 0 else 0
             fill = 0.0
+        else:
+            tr.foam_pending = 0
         tr.foam_history.append((t, fill))
         if fill > 0 and len(tr.foam_history) >= 3:
             # the fill read in one frame jumps with speckle and the foam's own shadow: report the median of
@@ -377,17 +413,30 @@ class Engine:
             # the detection shows the lumen less the needle or the first foam: keep the outline as it was; and
             # while foam is anywhere in view, its shadow darkens the tissue beside the lumens below it, which
             # the detection may join to them
-            freeze = tr.ref_mask is not None and not pressed and self._injecting(t) and (
+            # (echoes judged against the lumen's own anechoic level); with no injection known, a layer of
+            # echoes taking the top of a transverse lumen, the probe still, freezes it too (foam with no needle
+            # in view)
+            injecting = self._injecting(t)
+            freeze = tr.ref_mask is not None and not pressed and (injecting and (
                 (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
-                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude)
+                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level))
                 or any(o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks))
+                or (not injecting and self._still(t, FOAM_STILL_S) and lost_to_echoes(
+                    prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level),
+                    from_top=not lum.longitudinal)))
             # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
             # vein widens over seconds, not from one frame to the next)
+            if freeze is False and seen and tr.ref_mask is not None and not lum.longitudinal and not pressed:
+                # foam rising slowly: hold the outline while its top turns echogenic, so the loss adds up
+                freeze = filling_from_top(prep, tr.ref_mask, tr.mask, ratio=content_ratio(tr.lumen_level))
             if seen and not freeze and (tr.ref_mask is None or not tr.confirmed or REF_SHRINK_MIN * tr.ref_area_mm2
                                         <= lum.area_mm2 <= REF_GROW_MAX * tr.ref_area_mm2):
                 tr.ref_mask = tr.mask.copy()
                 tr.ref_area_mm2 = lum.area_mm2
                 tr.ref_lumen = lum
+                level = _core_level(prep, lum)
+                if level is not None:
+                    tr.lumen_level = level if tr.lumen_level is None else 0.8 * tr.lumen_level + 0.2 * level
             tr.area_now_mm2 = lum.area_mm2 if seen else tr.area_now_mm2 or lum.area_mm2
             tr.diameter_now_mm = lum.diameter_mm if seen else tr.diameter_now_mm or lum.diameter_mm
             if seen:

@@ -12,9 +12,11 @@ import cv2
 import numpy as np
 
 from echosclero.guidance._masks import mask_bbox
+from echosclero.guidance._quantile import median
 from echosclero.guidance.preprocess import Prepared
 
-__all__ = ["CONTENT_RATIO", "FOAM_RATIO", "fill_fraction", "lost_to_echoes", "needle_shade", "tip_in_mask"]
+__all__ = ["CONTENT_RATIO", "FOAM_RATIO", "content_ratio", "fill_fraction", "filling_from_top", "lost_to_echoes",
+           "needle_shade", "tip_in_mask"]
 
 #: Foam: grey / local tissue level above which a lumen pixel is echogenic content (blood is < 0.5).
 FOAM_RATIO = 0.9
@@ -23,17 +25,41 @@ LOST_SHARE = 0.02
 #: Grey / local tissue level from which a lumen pixel holds echogenic content (foam, even shadowed by the foam
 #: above it); blood stays well below (the lumen detector takes < 0.6 as lumen).
 CONTENT_RATIO = 0.5
+#: ... as a share of the way from the lumen's own anechoic level to the tissue level (see :func:`content_ratio`).
+CONTENT_SHARE = CONTENT_RATIO
+#: A lumen whose free core reads above this (ratio) is not anechoic enough to judge foam against: capped.
+MAX_LUMEN_LEVEL = 0.6
+#: Rows (working pixels, 0.2 mm) the floor of a lumen may rise while foam fills it from the top (edge jitter).
+FLOOR_SLACK_PX = 2
 
 _K3 = np.ones((3, 3), np.uint8)
 
 
-def lost_to_echoes(prep: Prepared, ref: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None) -> bool:
+def content_ratio(lumen_level: float | None) -> float:
+    """Grey / local tissue level from which a pixel of a lumen holds echogenic content (foam, thrombus).
+
+    Judged against the lumen's own earlier, anechoic level (``lumen_level``, the median ratio of its core while
+    free) and the local tissue (ratio 1): content lies over :data:`CONTENT_SHARE` of the way from one to the
+    other. A scanner whose lumens are near black (level ~0) gives :data:`CONTENT_RATIO`; one that fills lumens
+    with clutter (real scanners, plane-wave imaging: levels 0.3-0.5) asks for more. Unknown level: as black."""
+    level = 0.0 if lumen_level is None else min(max(lumen_level, 0.0), MAX_LUMEN_LEVEL)
+    return level + CONTENT_SHARE * (1.0 - level)
+
+
+def lost_to_echoes(prep: Prepared, ref: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, *,
+                   ratio: float = FOAM_RATIO, from_top: bool = False) -> bool:
     """Has part of the reference lumen ``ref`` dropped out of the detection ``mask`` because it turned echogenic?
 
     The pixels of the (eroded, to ignore edge jitter) reference outline that the detection no longer covers
-    are compared with the local tissue level; the needle (``exclude``) is not counted. True when at least
-    :data:`LOST_SHARE` of the reference lumen (and a few pixels) now reads echogenic: foam filling the lumen,
-    not the lumen moving or narrowing (whose lost pixels at the edge the erosion leaves out).
+    are compared with the local tissue level (echogenic: grey / tissue level above ``ratio``); the needle
+    (``exclude``) is not counted. True when at least :data:`LOST_SHARE` of the reference lumen (and a few
+    pixels) now reads echogenic: foam filling the lumen, not the lumen moving or narrowing (whose lost pixels
+    at the edge the erosion leaves out).
+
+    ``from_top`` (a transverse lumen and no needle to say an injection is on): foam floats, so it takes the
+    upper part of the lumen first while the floor of the lumen stays where it was; a lumen squeezed by the
+    probe or by a moving neighbour loses its floor too. True only for echoes lost above the middle of the
+    reference with the detection still reaching the reference's floor.
     """
     box = mask_bbox(ref)
     if box is None or box[4] < 8:
@@ -41,14 +67,45 @@ def lost_to_echoes(prep: Prepared, ref: np.ndarray, mask: np.ndarray, exclude: n
     r0, r1 = max(0, box[0] - 1), min(ref.shape[0], box[1] + 1)
     c0, c1 = max(0, box[2] - 1), min(ref.shape[1], box[3] + 1)
     core = cv2.erode(ref[r0:r1, c0:c1].astype(np.uint8), _K3).astype(bool)
-    lost = core & ~cv2.dilate(mask[r0:r1, c0:c1].astype(np.uint8), _K3).astype(bool)
+    held = mask[r0:r1, c0:c1]
+    lost = core & ~cv2.dilate(held.astype(np.uint8), _K3).astype(bool)
     if exclude is not None:
         lost &= ~exclude[r0:r1, c0:c1]
     if not lost.any():
         return False
-    echo = prep.small[r0:r1, c0:c1] > prep.background[r0:r1, c0:c1] * np.float32(FOAM_RATIO)
-    n = int(np.count_nonzero(lost & echo))
+    echo = prep.ratio[r0:r1, c0:c1] > np.float32(ratio)
+    hits = lost & echo
+    if from_top:
+        rows_ref = np.flatnonzero(core.any(axis=1))
+        rows_now = np.flatnonzero(held.any(axis=1))
+        if rows_ref.size == 0 or rows_now.size == 0 or rows_now[-1] < rows_ref[-1] - FLOOR_SLACK_PX:
+            return False  # the floor of the lumen moved up: squeezed, not filled
+        hits[(rows_ref[0] + rows_ref[-1]) // 2 + 1:] = False
+    n = int(np.count_nonzero(hits))
     return n >= max(4, LOST_SHARE * box[4])
+
+
+def filling_from_top(prep: Prepared, ref: np.ndarray, mask: np.ndarray, *, ratio: float) -> bool:
+    """Does the detection ``mask`` lack an echogenic top of the reference lumen ``ref``, its floor in place?
+
+    Foam floats: a lumen filling slowly from the top loses a row or so of its upper part per frame to echoes
+    while its floor stays. Each frame's loss is too thin for :func:`lost_to_echoes` (which erodes the edges),
+    so the reference outline is held while this holds and the loss adds up against it. The lost pixels of the
+    upper half must read echogenic on the whole (median above ``ratio``): a lumen whose wall merely moves in the
+    dark does not hold its outline."""
+    box = mask_bbox(ref)
+    if box is None or box[4] < 8:
+        return False
+    r0, r1, c0, c1, _ = box
+    held = mask[r0:r1, c0:c1]
+    rows_now = np.flatnonzero(held.any(axis=1))
+    if rows_now.size == 0 or rows_now[-1] < (r1 - r0 - 1) - FLOOR_SLACK_PX:
+        return False  # the floor moved up (probe pressure, a neighbour): not filling from the top
+    half = (r1 - r0) // 2
+    lost = ref[r0:r0 + half, c0:c1] & ~held[:half]
+    if np.count_nonzero(lost) < 3:
+        return False
+    return float(median(prep.ratio[r0:r0 + half, c0:c1][lost])) > ratio
 
 
 def tip_in_mask(prep: Prepared, mask: np.ndarray, tip_mm: tuple[float, float], tol_mm: float = 0.6) -> bool:
