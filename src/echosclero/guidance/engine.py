@@ -22,7 +22,14 @@ from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit, systole_times
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
-from echosclero.guidance.foam import content_ratio, filling_from_top, lost_to_echoes, needle_shade, tip_in_mask
+from echosclero.guidance.foam import (
+    content_ratio,
+    filling_from_top,
+    foam_width_mm,
+    lost_to_echoes,
+    needle_shade,
+    tip_in_mask,
+)
 from echosclero.guidance.footprint import inside
 from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
@@ -59,6 +66,10 @@ FOAM_CLEAR_BEFORE = 0.1
 STILL_STRAIN = 0.004
 FOAM_STILL_S = 0.5
 FOAM_CONFIRM_FRAMES = 3
+#: Spasm is read from the foam's width once the vein is this full (the foam then spans its widest row), as the
+#: median of the last SPASM_MEDIAN_FRAMES readings (speckle moves the edge by a pixel from frame to frame).
+SPASM_READ_FILL = 0.5
+SPASM_MEDIAN_FRAMES = 5
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
 #: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
 MAX_PULSE_STEP = 0.12
@@ -299,8 +310,9 @@ class Engine:
             hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
             lum = tr.ref_lumen if hidden and tr.ref_lumen is not None else tr.lumen
             spasm = None
-            if tr.baseline_diameter_mm and tr.foam_fill > 0:
-                spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
+            if tr.baseline_diameter_mm and (tr.foam_fill > 0 or tr.spasm_now is not None):
+                spasm = tr.spasm_now if tr.spasm_now is not None else \
+                    max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
             cx, cz = lum.center_mm
             if not inside(prep.imaged, *prep.to_px(cx, cz)):
                 continue  # a track coasting where this frame holds no echo data: not reported (still tracked)
@@ -426,8 +438,10 @@ class Engine:
                     from_top=not lum.longitudinal)))
             # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
             # vein widens over seconds, not from one frame to the next)
-            if freeze is False and seen and tr.ref_mask is not None and not lum.longitudinal and not pressed:
-                # foam rising slowly: hold the outline while its top turns echogenic, so the loss adds up
+            if freeze is False and seen and tr.ref_mask is not None and not lum.longitudinal and not pressed and (
+                    needle_m is None or not tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm, tol_mm=FOAM_SOURCE_MM)):
+                # foam rising slowly: hold the outline while its top turns echogenic, so the loss adds up (not
+                # with a needle at the lumen: its shaft and ring-down take the top, the rules above handle it)
                 freeze = filling_from_top(prep, tr.ref_mask, tr.mask, ratio=content_ratio(tr.lumen_level))
             if seen and not freeze and (tr.ref_mask is None or not tr.confirmed or REF_SHRINK_MIN * tr.ref_area_mm2
                                         <= lum.area_mm2 <= REF_GROW_MAX * tr.ref_area_mm2):
@@ -454,10 +468,24 @@ class Engine:
             union |= exclude & ref
         area = float(union.sum()) * px_area
         tr.area_now_mm2 = area
+        base = tr.baseline_diameter_mm or lum.diameter_mm
         if lum.longitudinal:
-            tr.diameter_now_mm = tr.baseline_diameter_mm or lum.diameter_mm
+            tr.diameter_now_mm = base
         else:
-            tr.diameter_now_mm = 2.0 * math.sqrt(area / math.pi)
+            # spasm: the filled vein's wall moves in and its foam narrows with it; the width of the foam against
+            # its width when the vein was first half full, times the diameter before the injection
+            width = None
+            if fill >= SPASM_READ_FILL and not pressed:
+                width = foam_width_mm(prep, ref, self._needle_shade(prep, exclude, needle_m))
+            if width is not None:
+                tr.foam_widths.append(width)
+                if tr.foam_width_ref is None and len(tr.foam_widths) >= 3:
+                    tr.foam_width_ref = float(np.median(tr.foam_widths))
+            if tr.foam_width_ref is not None and tr.foam_widths:
+                now = float(np.median(list(tr.foam_widths)[-SPASM_MEDIAN_FRAMES:]))
+                tr.spasm_now = max(0.0, 1.0 - now / tr.foam_width_ref)
+            tr.diameter_now_mm = base * (1.0 - (tr.spasm_now or 0.0))
+            tr.area_now_mm2 = math.pi * (0.5 * tr.diameter_now_mm) ** 2 if tr.spasm_now is not None else area
         if bright is not None and bright.any():
             ys, xs = np.nonzero(bright)
             if lum.longitudinal:
