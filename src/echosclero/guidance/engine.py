@@ -21,6 +21,7 @@ from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit, systole_times
+from echosclero.guidance.closure import closure
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.foam import (
     content_ratio,
@@ -317,6 +318,7 @@ class Engine:
             if not inside(prep.imaged, *prep.to_px(cx, cz)):
                 continue  # a track coasting where this frame holds no echo data: not reported (still tracked)
             diameter = tr.diameter_now_mm
+            closed, evidence = closure(tr, t)
             if lum.longitudinal and tr.seen_now and tr.areas and tr.areas[-1][0] == t and tr.foam_fill < 0.05:
                 # a long-axis lumen's width from the sub-pixel series measured this frame (mean soft height
                 # over its columns), not the distance transform's whole pixels: the pulse shows in it
@@ -329,7 +331,7 @@ class Engine:
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
                 artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
                 spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm, confidence=lum.confidence,
-                width_mm=lum.width_mm, depth_mm=lum.depth_mm))
+                width_mm=lum.width_mm, depth_mm=lum.depth_mm, closed=closed, closed_evidence=evidence))
             if tr.foam_fill >= cfg.min_foam_fill:
                 foam.append(FoamFinding(tr.id, float(min(1.0, tr.foam_fill)), tr.foam_front_mm))
                 hist = [f for (_, f) in tr.foam_history]
