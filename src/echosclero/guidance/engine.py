@@ -54,6 +54,10 @@ FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
 #: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
 TIP_TOUCH_MM = 2.0
+#: TIP_IN_ARTERY needs the tip this far (mm) inside the artery's lumen: a tip found on the wall is not in it.
+TIP_CLEAR_OF_WALL_MM = 0.3
+#: Foam is growing (sclerosant entering now) when its fill rose by this much over the last readings (8 frames).
+GROWING_FILL = 0.05
 #: Lumens this close (mm) are taken as joined: foam spreads from one to the other.
 FOAM_TOUCH_MM = 1.0
 #: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
@@ -307,6 +311,7 @@ class Engine:
             self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam,
                                   needle_m.tip_mm if needle_m is not None else None, systoles)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
+            in_lumen = contains and self._clear_of_wall(tr, prep, tip)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
             hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
             lum = tr.ref_lumen if hidden and tr.ref_lumen is not None else tr.lumen
@@ -331,11 +336,12 @@ class Engine:
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
                 artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
                 spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm, confidence=lum.confidence,
-                width_mm=lum.width_mm, depth_mm=lum.depth_mm, closed=closed, closed_evidence=evidence))
+                width_mm=lum.width_mm, depth_mm=lum.depth_mm, closed=closed, closed_evidence=evidence,
+                tip_in_lumen=bool(in_lumen)))
             if tr.foam_fill >= cfg.min_foam_fill:
                 foam.append(FoamFinding(tr.id, float(min(1.0, tr.foam_fill)), tr.foam_front_mm))
                 hist = [f for (_, f) in tr.foam_history]
-                if len(hist) >= 3 and hist[-1] - min(hist) > 0.02:
+                if len(hist) >= 3 and hist[-1] - min(hist) > GROWING_FILL:
                     growing.add(tr.id)
         compressed = pressed and any(v >= 0.8 for v in comp_now.values())
         needle_f = None
@@ -652,6 +658,22 @@ class Engine:
             tr.flip_since = t  # a vessel does not change kind: the contrary evidence must persist
         elif t - tr.flip_since >= (FLIP_TO_ARTERY_S if kind == "artery" else FLIP_TO_VEIN_S):
             tr.kind, tr.flip_since = kind, None
+
+    @staticmethod
+    def _clear_of_wall(tr: Track, prep: Prepared, tip: np.ndarray) -> bool:
+        """Is the tip inside the lumen itself, at least :data:`TIP_CLEAR_OF_WALL_MM` in from its edge?
+
+        A shaft that ends on a vessel's wall is often extended by the wall's own echo to the edge of the lumen
+        (the tip found 0.1-0.3 mm outside it while the real tip is a millimetre or more away): that is not a tip
+        in the lumen."""
+        ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+        r, c = (int(round(float(v))) for v in prep.to_px(float(tip[0]), float(tip[1])))
+        k = max(1, int(round(TIP_CLEAR_OF_WALL_MM / prep.mm_per_px_x)))
+        r0, r1, c0, c1 = r - k, r + k + 1, c - k, c + k + 1
+        if r0 < 0 or c0 < 0 or r1 > ref.shape[0] or c1 > ref.shape[1]:
+            return False
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)).astype(bool)
+        return bool(ref[r0:r1, c0:c1][disc].all())
 
     def _contains(self, tr: Track, prep: Prepared, tip: np.ndarray, needle_m: NeedleMeasurement | None) -> bool:
         ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
