@@ -5,9 +5,10 @@ Codes and severities (issue #3):
 =========================  =========  ====================================================================
 code                       severity   raised when
 =========================  =========  ====================================================================
-``TIP_IN_ARTERY``          critical   the needle tip lies in a vessel classified as artery
+``TIP_IN_ARTERY``          critical   the needle tip lies in the lumen of a vessel classified as artery,
+                                      clear of its wall (a tip found on the wall is not in the lumen)
 ``TIP_IN_UNCLASSIFIED``    warning    the tip lies in a vessel not yet classified (artery not excluded)
-``TIP_OUTSIDE_TARGET``     warning    foam is appearing (growing) while the tip is in no vein
+``TIP_OUTSIDE_TARGET``     warning    foam is appearing (growing) while the tip, in view, is in no vein
 ``FOAM_IN_DEEP_VEIN``      critical   foam in a deep vein (below the deep fascia)
 ``NONCOMPRESSIBLE_VEIN``   warning    under probe compression a vein keeps >= half its area (possible
                                       thrombus; compression ultrasound, Lensing et al. NEJM 1989;320:342)
@@ -44,14 +45,16 @@ def evaluate_alerts(vessels: tuple[VesselFinding, ...], needle: NeedleFinding | 
     by_id = {v.id: v for v in vessels}
     tip_vessels = [v for v in vessels if v.contains_needle_tip] if needle is not None else []
     for v in tip_vessels:
-        if v.kind == "artery":
+        if v.kind == "artery" and v.tip_in_lumen:
             alerts.append(Alert("TIP_IN_ARTERY", "critical", f"needle tip inside artery {v.id}: do not inject",
                                 v.id))
-        elif v.kind == "unknown" and v.artery_probability >= 0.3:
+        elif v.kind == "unknown" and v.artery_probability >= 0.3:  # (at its wall too: confirm before going on)
             alerts.append(Alert("TIP_IN_UNCLASSIFIED", "warning",
                                 f"needle tip inside vessel {v.id}, not yet classified: confirm it is a vein "
                                 "(colour Doppler, compression) before injecting", v.id))
-    if foam_growing and not any(v.kind == "vein" for v in tip_vessels):
+    if foam_growing and needle is not None and not any(v.kind == "vein" for v in tip_vessels):
+        # (with no needle in view nobody can tell where its tip is: foam spreading from an injection out of the
+        # plane raises nothing; NEEDLE_LOST has said the needle went)
         alerts.append(Alert("TIP_OUTSIDE_TARGET", "warning",
                             "sclerosant appearing while the needle tip is outside the target vein"))
     for f in foam:

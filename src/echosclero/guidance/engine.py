@@ -21,8 +21,16 @@ from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit, systole_times
+from echosclero.guidance.closure import closure
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
-from echosclero.guidance.foam import lost_to_echoes, needle_shade, tip_in_mask
+from echosclero.guidance.foam import (
+    content_ratio,
+    filling_from_top,
+    foam_width_mm,
+    lost_to_echoes,
+    needle_shade,
+    tip_in_mask,
+)
 from echosclero.guidance.footprint import inside
 from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
@@ -51,10 +59,27 @@ FLIP_TO_VEIN_S = 1.5
 FLIP_TO_ARTERY_S = 0.75
 #: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
 TIP_TOUCH_MM = 2.0
+#: TIP_IN_ARTERY needs the tip this far (mm) inside the artery's lumen: a tip found on the wall is not in it.
+TIP_CLEAR_OF_WALL_MM = 0.3
+#: Foam is growing (sclerosant entering now) when its fill rose by this much over the last readings (8 frames).
+GROWING_FILL = 0.05
 #: Lumens this close (mm) are taken as joined: foam spreads from one to the other.
 FOAM_TOUCH_MM = 1.0
 #: Foam can start in a lumen the needle tip came this close to (mm): the tip error is ~1 mm (p95).
 FOAM_SOURCE_MM = 3.0
+#: Foam with no needle near (out of the plane, out of view, not found): it may start in a lumen tracked this long
+#: (s), seen anechoic before (its fill reading at most FOAM_CLEAR_BEFORE), with the probe still (strain at most
+#: STILL_STRAIN, the estimator's first step) for FOAM_STILL_S (a compression and its release move tissue into
+#: the outline), once the echogenic layer has been read FOAM_CONFIRM_FRAMES frames running (speckle, one frame).
+FOAM_STEADY_S = 1.0
+FOAM_CLEAR_BEFORE = 0.1
+STILL_STRAIN = 0.004
+FOAM_STILL_S = 0.5
+FOAM_CONFIRM_FRAMES = 3
+#: Spasm is read from the foam's width once the vein is this full (the foam then spans its widest row), as the
+#: median of the last SPASM_MEDIAN_FRAMES readings (speckle moves the edge by a pixel from frame to frame).
+SPASM_READ_FILL = 0.5
+SPASM_MEDIAN_FRAMES = 5
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
 #: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
 MAX_PULSE_STEP = 0.12
@@ -88,6 +113,15 @@ class EngineConfig:
     #: Find lumens with the lumen network (:mod:`.lumen_net`) as well as by contrast. Off: contrast alone (the
     #: engine before the network; kept for comparison in the benchmarks).
     lumen_net: bool = True
+
+
+def _core_level(prep: Prepared, lum) -> float | None:
+    """Median grey / local tissue level of a lumen's core (the lumen less a 0.4 mm rim that mixes with the wall)."""
+    r0, c0, r1, c1 = lum.bbox
+    core = cv2.erode(lum.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if np.count_nonzero(core) < 4:
+        return None
+    return float(median(prep.ratio[r0:r1, c0:c1][core]))
 
 
 class _StrainEstimator:
@@ -159,12 +193,17 @@ class Engine:
         self._shape: tuple[int, int] | None = None
         self._last_t: float | None = None
         self._needle_seen_t: float | None = None
+        self._still_since: float | None = None
 
     def _injecting(self, t: float) -> bool:
         """A needle was seen within :attr:`EngineConfig.injection_window_s`, or foam is already in a vessel."""
         if self._needle_seen_t is not None and t - self._needle_seen_t <= self.config.injection_window_s:
             return True
         return any(tr.foam_fill >= self.config.min_foam_fill for tr in self.vessels.tracks)
+
+    def _still(self, t: float, for_s: float) -> bool:
+        """The probe has not compressed the tissue for ``for_s`` seconds."""
+        return self._still_since is not None and t - self._still_since >= for_s
 
     def _may_start_foam(self, tr: Track, t: float, mm_per_px: float) -> bool:
         """Can foam appear in this lumen now?
@@ -173,6 +212,9 @@ class Engine:
           :attr:`EngineConfig.injection_window_s`;
         * never, otherwise, in a lumen known to be an artery (foam reaches an artery only through a needle);
         * from a lumen holding foam that it touches (a junction seen in the plane);
+        * with no needle near (it is out of the plane or not found): in a lumen tracked for
+          :data:`FOAM_STEADY_S`, anechoic before, with the probe still, once the layer of echoes has been read
+          :data:`FOAM_CONFIRM_FRAMES` frames running;
         * from foam anywhere else into a lumen known to be a vein (foam travels along veins and perforators
           out of the plane). An undecided lumen away from the foam gets none: noise in a deep lumen is not
           foam.
@@ -181,6 +223,9 @@ class Engine:
             return True
         if tr.kind == "artery":
             return False
+        if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and t - tr.t_first >= FOAM_STEADY_S
+                and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and self._still(t, FOAM_STILL_S)):
+            return True  # foam with no needle in view: a steady, still, anechoic lumen taking a layer of echoes
         sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
         if not sources:
             return False
@@ -246,6 +291,10 @@ class Engine:
         tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
         strain = self.strain.update(prep)
         pressed = strain >= cfg.pressed_strain
+        if strain > STILL_STRAIN:
+            self._still_since = None
+        elif self._still_since is None:
+            self._still_since = t
         if pressed:
             self._pressed_once = True
         findings: list[VesselFinding] = []
@@ -267,16 +316,19 @@ class Engine:
             self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam,
                                   needle_m.tip_mm if needle_m is not None else None, systoles)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
+            in_lumen = contains and self._clear_of_wall(tr, prep, tip)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
             hidden = tr.lumen.occluded or tr.foam_fill >= cfg.min_foam_fill or not tr.seen_now
             lum = tr.ref_lumen if hidden and tr.ref_lumen is not None else tr.lumen
             spasm = None
-            if tr.baseline_diameter_mm and tr.foam_fill > 0:
-                spasm = max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
+            if tr.baseline_diameter_mm and (tr.foam_fill > 0 or tr.spasm_now is not None):
+                spasm = tr.spasm_now if tr.spasm_now is not None else \
+                    max(0.0, 1.0 - tr.diameter_now_mm / tr.baseline_diameter_mm)
             cx, cz = lum.center_mm
             if not inside(prep.imaged, *prep.to_px(cx, cz)):
                 continue  # a track coasting where this frame holds no echo data: not reported (still tracked)
             diameter = tr.diameter_now_mm
+            closed, evidence = closure(tr, t)
             if lum.longitudinal and tr.seen_now and tr.areas and tr.areas[-1][0] == t and tr.foam_fill < 0.05:
                 # a long-axis lumen's width from the sub-pixel series measured this frame (mean soft height
                 # over its columns), not the distance transform's whole pixels: the pulse shows in it
@@ -289,11 +341,12 @@ class Engine:
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
                 artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
                 spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm, confidence=lum.confidence,
-                width_mm=lum.width_mm, depth_mm=lum.depth_mm))
+                width_mm=lum.width_mm, depth_mm=lum.depth_mm, closed=closed, closed_evidence=evidence,
+                tip_in_lumen=bool(in_lumen)))
             if tr.foam_fill >= cfg.min_foam_fill:
                 foam.append(FoamFinding(tr.id, float(min(1.0, tr.foam_fill)), tr.foam_front_mm))
                 hist = [f for (_, f) in tr.foam_history]
-                if len(hist) >= 3 and hist[-1] - min(hist) > 0.02:
+                if len(hist) >= 3 and hist[-1] - min(hist) > GROWING_FILL:
                     growing.add(tr.id)
         compressed = pressed and any(v >= 0.8 for v in comp_now.values())
         needle_f = None
@@ -368,7 +421,10 @@ class Engine:
             # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
+            tr.foam_pending = tr.foam_pending + 1 if fill > 0 else 0
             fill = 0.0
+        else:
+            tr.foam_pending = 0
         tr.foam_history.append((t, fill))
         if fill > 0 and len(tr.foam_history) >= 3:
             # the fill read in one frame jumps with speckle and the foam's own shadow: report the median of
@@ -382,17 +438,32 @@ class Engine:
             # the detection shows the lumen less the needle or the first foam: keep the outline as it was; and
             # while foam is anywhere in view, its shadow darkens the tissue beside the lumens below it, which
             # the detection may join to them
-            freeze = tr.ref_mask is not None and not pressed and self._injecting(t) and (
+            # (echoes judged against the lumen's own anechoic level); with no injection known, a layer of
+            # echoes taking the top of a transverse lumen, the probe still, freezes it too (foam with no needle
+            # in view)
+            injecting = self._injecting(t)
+            freeze = tr.ref_mask is not None and not pressed and (injecting and (
                 (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
-                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude)
+                or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level))
                 or any(o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks))
+                or (not injecting and self._still(t, FOAM_STILL_S) and lost_to_echoes(
+                    prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level),
+                    from_top=not lum.longitudinal)))
             # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
             # vein widens over seconds, not from one frame to the next)
+            if freeze is False and seen and tr.ref_mask is not None and not lum.longitudinal and not pressed and (
+                    needle_m is None or not tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm, tol_mm=FOAM_SOURCE_MM)):
+                # foam rising slowly: hold the outline while its top turns echogenic, so the loss adds up (not
+                # with a needle at the lumen: its shaft and ring-down take the top, the rules above handle it)
+                freeze = filling_from_top(prep, tr.ref_mask, tr.mask, ratio=content_ratio(tr.lumen_level))
             if seen and not freeze and (tr.ref_mask is None or not tr.confirmed or REF_SHRINK_MIN * tr.ref_area_mm2
                                         <= lum.area_mm2 <= REF_GROW_MAX * tr.ref_area_mm2):
                 tr.ref_mask = tr.mask.copy()
                 tr.ref_area_mm2 = lum.area_mm2
                 tr.ref_lumen = lum
+                level = _core_level(prep, lum)
+                if level is not None:
+                    tr.lumen_level = level if tr.lumen_level is None else 0.8 * tr.lumen_level + 0.2 * level
             tr.area_now_mm2 = lum.area_mm2 if seen else tr.area_now_mm2 or lum.area_mm2
             tr.diameter_now_mm = lum.diameter_mm if seen else tr.diameter_now_mm or lum.diameter_mm
             if seen:
@@ -410,10 +481,24 @@ class Engine:
             union |= exclude & ref
         area = float(union.sum()) * px_area
         tr.area_now_mm2 = area
+        base = tr.baseline_diameter_mm or lum.diameter_mm
         if lum.longitudinal:
-            tr.diameter_now_mm = tr.baseline_diameter_mm or lum.diameter_mm
+            tr.diameter_now_mm = base
         else:
-            tr.diameter_now_mm = 2.0 * math.sqrt(area / math.pi)
+            # spasm: the filled vein's wall moves in and its foam narrows with it; the width of the foam against
+            # its width when the vein was first half full, times the diameter before the injection
+            width = None
+            if fill >= SPASM_READ_FILL and not pressed:
+                width = foam_width_mm(prep, ref, self._needle_shade(prep, exclude, needle_m))
+            if width is not None:
+                tr.foam_widths.append(width)
+                if tr.foam_width_ref is None and len(tr.foam_widths) >= 3:
+                    tr.foam_width_ref = float(np.median(tr.foam_widths))
+            if tr.foam_width_ref is not None and tr.foam_widths:
+                now = float(np.median(list(tr.foam_widths)[-SPASM_MEDIAN_FRAMES:]))
+                tr.spasm_now = max(0.0, 1.0 - now / tr.foam_width_ref)
+            tr.diameter_now_mm = base * (1.0 - (tr.spasm_now or 0.0))
+            tr.area_now_mm2 = math.pi * (0.5 * tr.diameter_now_mm) ** 2 if tr.spasm_now is not None else area
         if bright is not None and bright.any():
             ys, xs = np.nonzero(bright)
             if lum.longitudinal:
@@ -578,6 +663,22 @@ class Engine:
             tr.flip_since = t  # a vessel does not change kind: the contrary evidence must persist
         elif t - tr.flip_since >= (FLIP_TO_ARTERY_S if kind == "artery" else FLIP_TO_VEIN_S):
             tr.kind, tr.flip_since = kind, None
+
+    @staticmethod
+    def _clear_of_wall(tr: Track, prep: Prepared, tip: np.ndarray) -> bool:
+        """Is the tip inside the lumen itself, at least :data:`TIP_CLEAR_OF_WALL_MM` in from its edge?
+
+        A shaft that ends on a vessel's wall is often extended by the wall's own echo to the edge of the lumen
+        (the tip found 0.1-0.3 mm outside it while the real tip is a millimetre or more away): that is not a tip
+        in the lumen."""
+        ref = tr.ref_mask if tr.ref_mask is not None else tr.mask
+        r, c = (int(round(float(v))) for v in prep.to_px(float(tip[0]), float(tip[1])))
+        k = max(1, int(round(TIP_CLEAR_OF_WALL_MM / prep.mm_per_px_x)))
+        r0, r1, c0, c1 = r - k, r + k + 1, c - k, c + k + 1
+        if r0 < 0 or c0 < 0 or r1 > ref.shape[0] or c1 > ref.shape[1]:
+            return False
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)).astype(bool)
+        return bool(ref[r0:r1, c0:c1][disc].all())
 
     def _contains(self, tr: Track, prep: Prepared, tip: np.ndarray, needle_m: NeedleMeasurement | None) -> bool:
         ref = tr.ref_mask if tr.ref_mask is not None else tr.mask

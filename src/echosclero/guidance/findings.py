@@ -38,6 +38,9 @@ class VesselFinding:
     confidence: float = 1.0  # how sure the detector is that this is a vessel lumen (0-1)
     width_mm: float | None = None  # lateral extent through the centre at the half-way edge (transverse)
     depth_mm: float | None = None  # axial (antero-posterior) extent through the centre
+    tip_in_lumen: bool = False  # the needle tip inside the lumen itself, clear of its wall (TIP_IN_ARTERY)
+    closed: bool | None = None  # occluded (no longer anechoic or compressible); None: artery or not known
+    closed_evidence: tuple[str, ...] = ()  # the findings that decided ``closed`` (see guidance/closure.py)
 
     def to_json(self, *, contour: bool = False) -> dict:
         out = {
@@ -48,12 +51,15 @@ class VesselFinding:
             "area_mm2": _r(self.area_mm2),
             "compressibility": _r(self.compressibility),
             "contains_needle_tip": bool(self.contains_needle_tip),
+            "tip_in_lumen": bool(self.tip_in_lumen),
             "view": self.view,
             "deep": bool(self.deep),
             "artery_probability": _r(self.artery_probability),
             "spasm": _r(self.spasm),
             "coasting": bool(self.coasting),
             "confidence": _r(self.confidence),
+            "closed": self.closed,
+            "closed_evidence": list(self.closed_evidence),
         }
         if self.width_mm is not None:
             out["width_mm"] = _r(self.width_mm)

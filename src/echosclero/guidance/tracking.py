@@ -22,7 +22,7 @@ import numpy as np
 
 from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import percentile
-from echosclero.guidance.foam import CONTENT_RATIO, fill_fraction
+from echosclero.guidance.foam import content_ratio, fill_fraction
 from echosclero.guidance.preprocess import Prepared
 from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
 
@@ -71,6 +71,11 @@ class Track:
     foam_baseline: float | None = None
     foam_history: deque = field(default_factory=lambda: deque(maxlen=8))
     foam_front_mm: tuple[float, float] | None = None
+    lumen_level: float | None = None  # median grey / tissue level of the free lumen's core (its anechoic state)
+    foam_pending: int = 0  # consecutive readings of a new echogenic layer with no needle near (see Engine)
+    foam_width_ref: float | None = None  # width of the foam-filled lumen when its fill first passed a half (mm)
+    foam_widths: deque = field(default_factory=lambda: deque(maxlen=32))  # foam widths read (mm), see Engine
+    spasm_now: float | None = None  # relative diameter loss against the pre-injection baseline
     # evidence histories: (t_s, value)
     areas: deque = field(default_factory=lambda: deque(maxlen=128))
     colour: deque = field(default_factory=lambda: deque(maxlen=128))
@@ -304,7 +309,7 @@ def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None, shade: n
         return 0.0, None  # nothing of the lumen can be read
     ratio = prep.ratio[r0:r1, c0:c1]
     longitudinal = (tr.ref_lumen or tr.lumen).longitudinal
-    fill = fill_fraction(region, ratio >= np.float32(CONTENT_RATIO), measurable, longitudinal)
+    fill = fill_fraction(region, ratio >= np.float32(content_ratio(tr.lumen_level)), measurable, longitudinal)
     bright = np.zeros(ref.shape, bool)
     bright[r0:r1, c0:c1] = (ratio > np.float32(FOAM_RATIO)) & measurable
     return fill, bright

@@ -122,6 +122,49 @@ def _build_gsv_injection(rng: np.random.Generator, grid: ImagingGrid, probe: Pro
     return Scene(grid=grid, probe=probe, layers=layers, vessels=vessels, timeline=timeline, rng=rng)
 
 
+#: Foam appearance drawn per scene of :func:`_build_gsv_foam_unseen_needle` (scatterer amplitude, 1.0 = soft
+#: tissue): from grey (fine, wet foam, about tissue-bright) to bright (fresh dense foam, REFLECT_FOAM).
+FOAM_REFLECT_RANGE = (0.9, ph.REFLECT_FOAM)
+#: ... and its shadow: half the scenes none (amplitude transmission 1.0 per mm), the others 0.70-0.88 per mm
+#: (microbubbles scatter and absorb; how much depends on the foam's density and age; REFLECT_FOAM's 0.72 is dense).
+FOAM_SHADOW_TRANSMISSION_RANGE = (0.70, 0.88)
+
+
+def _build_gsv_foam_unseen_needle(rng: np.random.Generator, grid: ImagingGrid, probe: Probe) -> Scene:
+    """Foam fills the GSV while no needle is in view, then the vein goes into spasm and stays filled (closed).
+
+    Drawn per seed: either the needle is seen entering the vein in plane and then drifts out of the image plane
+    (the probe slides) before the injection, or it never shows (the injection is made up or down the vein, out
+    of this plane, and the foam arrives); and the foam's look (grey to bright, with or without a shadow)."""
+    layers, vessels = _thigh_transverse(rng, grid, probe)
+    gsv = vessels[0]
+    seen_first = bool(rng.random() < 0.5)
+    foam_reflect = float(rng.uniform(*FOAM_REFLECT_RANGE))
+    transmission = 1.0 if rng.random() < 0.5 else float(rng.uniform(*FOAM_SHADOW_TRANSMISSION_RANGE))
+    side = int(rng.choice([-1, 1]))
+    target = (gsv.centre_mm[0] + rng.uniform(-0.3, 0.3) * gsv.a_mm,
+              gsv.centre_mm[1] - rng.uniform(0.0, 0.35) * gsv.b_mm)
+    needle, dist = _needle_towards(_entry_for(grid, target, side, rng.uniform(25, 45)), target)
+    t_reach = rng.uniform(1.4, 1.8)
+    t_hide = t_reach + rng.uniform(0.4, 0.8)  # the shaft leaves the image plane
+    t_inject = (t_hide if seen_first else rng.uniform(1.5, 2.5)) + rng.uniform(0.3, 0.8)
+    t_full = t_inject + rng.uniform(1.8, 3.0)
+
+    def timeline(t: float, scene: Scene) -> State:
+        n = None
+        if seen_first and t < t_hide:
+            n = ph.Needle(**{**needle.__dict__})
+            n.length_mm = dist * _ramp(t, 0.2, t_reach)
+            if n.length_mm <= 0.2:
+                n = None
+        fill = _ramp(t, t_inject, t_full)
+        return State(needle=n, injecting=t_inject <= t <= t_full, foam={"GSV": fill} if fill > 0 else {},
+                     spasm={"GSV": _ramp(t, t_full - 0.5, t_full + 2.0)})
+
+    return Scene(grid=grid, probe=probe, layers=layers, vessels=vessels, timeline=timeline, rng=rng,
+                 foam_reflect=foam_reflect, foam_transmission_per_mm=transmission)
+
+
 def _build_gsv_out_of_plane(rng: np.random.Generator, grid: ImagingGrid, probe: Probe) -> Scene:
     """Out-of-plane approach: the needle crosses the image plane, seen as a bright dot (with ring-down) that
     walks down from the skin into the vein as the needle advances; then foam."""
@@ -361,6 +404,9 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     for s in (
         ScenarioSpec("gsv_injection", "thigh, transverse: in-plane needle into the great saphenous vein, foam fills "
                      "the lumen, vein spasm", 6.0, _build_gsv_injection),
+        ScenarioSpec("gsv_foam_unseen_needle", "thigh, transverse: foam fills the great saphenous vein with no needle "
+                     "in view (seen entering then out of the plane, or never seen); grey to bright foam, with or "
+                     "without a shadow; spasm; the vein ends filled (closed)", 7.5, _build_gsv_foam_unseen_needle),
         ScenarioSpec("gsv_out_of_plane", "thigh, transverse: out-of-plane needle (a bright dot) walked down into "
                      "the great saphenous vein, then foam", 6.0, _build_gsv_out_of_plane),
         ScenarioSpec("artery_near_miss", "calf, transverse: needle enters an artery beside the target vein, is "

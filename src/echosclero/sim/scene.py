@@ -37,6 +37,8 @@ NYQUIST_CM_S = 30.0  # colour scale (venous preset)
 # "write priority" / "colour priority" control of every duplex scanner, usually near the middle of the grey
 # scale). Display grey levels 0-255.
 WRITE_PRIORITY_GREY = 100
+#: Truth of closure: a vein this full of foam (fraction of its lumen) is closed (no longer anechoic).
+CLOSED_FOAM_FILL = 0.9
 
 
 @dataclass
@@ -86,11 +88,16 @@ class Scene:
         Render colour Doppler (RGB frames) over the whole image.
     heart_rate_bpm
         Cardiac rate for arterial pulsation and flow.
+    foam_reflect, foam_transmission_per_mm
+        How the sclerosant foam looks: its diffuse scatterer amplitude (1.0 = soft tissue; grey foam ~1, fresh
+        dense foam ~3) and the acoustic amplitude it lets through per mm (1.0 = no shadow below it).
     """
 
     def __init__(self, *, grid: ImagingGrid, probe: Probe, layers: ph.Layers, vessels: list[ph.Vessel],
                  timeline: Timeline, rng: np.random.Generator, color: bool = False,
-                 heart_rate_bpm: float = 66.0, gain_db: float = 0.0, dynamic_range_db: float = 60.0) -> None:
+                 heart_rate_bpm: float = 66.0, gain_db: float = 0.0, dynamic_range_db: float = 60.0,
+                 foam_reflect: float = ph.REFLECT_FOAM,
+                 foam_transmission_per_mm: float = ph.FOAM_TRANSMISSION_PER_MM) -> None:
         self.grid = grid
         self.probe = probe
         self.layers = layers
@@ -100,6 +107,8 @@ class Scene:
         self.heart_rate_bpm = heart_rate_bpm
         self.gain_db = gain_db
         self.dynamic_range_db = dynamic_range_db
+        self.foam_reflect = float(foam_reflect)
+        self.foam_transmission_per_mm = float(foam_transmission_per_mm)
         self.rng = rng
         tune_allocator()  # per-frame buffers stay in the heap: see echosclero._runtime
         self.renderer = BModeRenderer(probe, grid, rng=rng)
@@ -215,11 +224,12 @@ class Scene:
                 continue
             foam_regions[v.id] = region
             mask = self.raster.mask_polygon(region)
-            refl[mask] = ph.REFLECT_FOAM * self._foam_tex[mask]
-            if atten is None:
-                atten = np.zeros(self.grid.shape, np.float32)
-            db_per_px = -20 * math.log10(ph.FOAM_TRANSMISSION_PER_MM) * self.grid.mm_per_px_z
-            atten[mask] += db_per_px
+            refl[mask] = self.foam_reflect * self._foam_tex[mask]
+            if self.foam_transmission_per_mm < 1.0:
+                if atten is None:
+                    atten = np.zeros(self.grid.shape, np.float32)
+                db_per_px = -20 * math.log10(self.foam_transmission_per_mm) * self.grid.mm_per_px_z
+                atten[mask] += db_per_px
         needle = st.needle
         if needle is not None and needle.visible:
             atten = self._draw_needle(needle, spec, atten)
@@ -348,6 +358,9 @@ class Scene:
                 "view": "longitudinal" if v.longitudinal else "transverse",
                 "flow_velocity_cm_s": round(v.velocity_cm_s, 3),
                 "visible": self._visible(v),
+                # closed (occluded): a vein whose lumen is no longer anechoic, filled with echogenic foam (the
+                # same share as CLOSED_FOAM_FILL) or thrombus; an open vein False; arteries are not judged
+                "closed": None if v.kind == "artery" else bool(v.thrombosed or v.foam_fill >= CLOSED_FOAM_FILL),
             })
         needle = None
         if tip is not None and st.needle is not None:
@@ -407,7 +420,8 @@ def truth_alerts(vessels: list[dict], needle: dict | None, foam: list[dict], st:
             if v["kind"] == "artery" and v["contains_needle_tip"]:
                 alerts.append({"code": "TIP_IN_ARTERY", "severity": "critical",
                                "message": f"needle tip inside artery {v['id']}: do not inject"})
-    if st.injecting and any(f["fill_fraction"] > 0 for f in foam):
+    if st.injecting and needle is not None and any(f["fill_fraction"] > 0 for f in foam):
+        # (with no needle in view nobody can tell where its tip is: no alert)
         in_target = any(v["target"] and v["contains_needle_tip"] for v in vessels)
         if not in_target:
             alerts.append({"code": "TIP_OUTSIDE_TARGET", "severity": "warning",
