@@ -31,7 +31,8 @@ from echosclero.sim import list_scenarios, open_simulated_source  # noqa: E402
 
 TARGETS = {"vessel_f1": 0.97, "diameter_err_median_mm": 0.3, "tip_err_median_mm": 0.5, "tip_err_p95_mm": 1.5,
            "kind_accuracy": 0.98, "foam_fill_err_mean": 0.1, "tip_in_artery_missed_events": 0,
-           "speed_median_ms": 5.0, "speed_p99_ms": 10.0}
+           "speed_median_ms": 8.0, "speed_p99_ms": 16.0}  # speed: issues 11 and 12 (was 5 / 10 ms in issue 3,
+#                                                       before the imaged-area footprint and the lumen network)
 
 
 def _match(found, truth):

@@ -76,6 +76,10 @@ FOAM_CLEAR_BEFORE = 0.1
 STILL_STRAIN = 0.004
 FOAM_STILL_S = 0.5
 FOAM_CONFIRM_FRAMES = 3
+#: ... and only if the first of those readings was a thin layer (fill at most this): sclerosant entering out of
+#: view rises from the top over seconds; a lumen reading a third full from one frame to the next is tissue moved
+#: into its outline (a compression released, the vein refilling), not foam.
+FOAM_FIRST_LAYER_MAX = 0.3
 #: Spasm is read from the foam's width once the vein is this full (the foam then spans its widest row), as the
 #: median of the last SPASM_MEDIAN_FRAMES readings (speckle moves the edge by a pixel from frame to frame).
 SPASM_READ_FILL = 0.5
@@ -223,7 +227,8 @@ class Engine:
             return True
         if tr.kind == "artery":
             return False
-        if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and t - tr.t_first >= FOAM_STEADY_S
+        if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and tr.foam_pending_first <= FOAM_FIRST_LAYER_MAX
+                and t - tr.t_first >= FOAM_STEADY_S
                 and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and self._still(t, FOAM_STILL_S)):
             return True  # foam with no needle in view: a steady, still, anechoic lumen taking a layer of echoes
         sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
@@ -421,12 +426,23 @@ class Engine:
             # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
-            tr.foam_pending = tr.foam_pending + 1 if fill > 0 else 0
+            if not self._still(t, FOAM_STILL_S):
+                tr.foam_pending = 0  # counted only once the probe has been still (a release moves tissue)
+            else:
+                if tr.foam_pending == 0:
+                    tr.foam_pending_first = fill
+                tr.foam_pending += 1
             fill = 0.0
+            confirmed = False
         else:
-            tr.foam_pending = 0
+            # the first reading let through after FOAM_CONFIRM_FRAMES held back is reported as read: the median
+            # below would set it against the zeros recorded while it was held back. The count goes on while the
+            # layer is read (a thin first layer stays below min_foam_fill for a few frames and must not start
+            # over); it ends with the first frame that reads none.
+            confirmed = fill > 0 and tr.foam_pending >= FOAM_CONFIRM_FRAMES
+            tr.foam_pending = tr.foam_pending + 1 if fill > 0 and tr.foam_pending else 0
         tr.foam_history.append((t, fill))
-        if fill > 0 and len(tr.foam_history) >= 3:
+        if fill > 0 and len(tr.foam_history) >= 3 and not confirmed:
             # the fill read in one frame jumps with speckle and the foam's own shadow: report the median of
             # the last three readings (one frame of lag)
             fill = sorted(f for (_, f) in list(tr.foam_history)[-3:])[1]
@@ -632,7 +648,7 @@ class Engine:
             # (a needle within 2 mm of a transverse lumen: its echoes and ring-down move the outline; the
             # series pauses and resumes once it is clear)
             width = self._pulse_width_mm(tr, prep, disturbed)
-            if width is not None:
+            if width is not None and width > 0.0:  # (none of the lumen left undisturbed: no reading)
                 if tr.areas and abs(width / (2.0 * math.sqrt(tr.areas[-1][1] / math.pi)) - 1.0) > MAX_PULSE_STEP:
                     tr.areas.clear()  # a jump no pulse makes between two frames: the segmentation changed
                 tr.areas.append((t, math.pi * (0.5 * width) ** 2))  # width series, any view

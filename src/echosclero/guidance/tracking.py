@@ -73,6 +73,7 @@ class Track:
     foam_front_mm: tuple[float, float] | None = None
     lumen_level: float | None = None  # median grey / tissue level of the free lumen's core (its anechoic state)
     foam_pending: int = 0  # consecutive readings of a new echogenic layer with no needle near (see Engine)
+    foam_pending_first: float = 0.0  # the first of those readings (a layer of foam starts thin; see Engine)
     foam_width_ref: float | None = None  # width of the foam-filled lumen when its fill first passed a half (mm)
     foam_widths: deque = field(default_factory=lambda: deque(maxlen=32))  # foam widths read (mm), see Engine
     spasm_now: float | None = None  # relative diameter loss against the pre-injection baseline
