@@ -45,6 +45,9 @@ def test_exact_reflux_on_a_clean_trace():
     doc = m.to_json()
     assert doc["schema"] == "echosclero.reflux/1" and len(doc["trace"]) == 400
     assert doc["trace"][100][1] == 30.0 and doc["trace"][150][1] == -20.0
+    peak = doc["peak_velocity"]  # issue 15: what the peaks estimate, with its source
+    assert "fastest scatterers" in peak["estimates"] and "Evans" in peak["source"]
+    assert "reflux_start_s" in peak["reported_as"] and peak["known_bias"]
 
 
 def test_speckle_dropouts_are_bridged_but_long_gaps_end_the_reflux():

@@ -80,3 +80,19 @@ def test_bad_parameters_are_refused():
     with pytest.raises(InputError, match="velocity_spread"):
         simulate_doppler_iq(np.zeros(100), prf_hz=4000, f0_hz=5e6, angle_deg=60, rng=np.random.default_rng(0),
                             velocity_spread=2)
+
+
+def test_truth_peak_is_the_fastest_scatterers_speed():
+    """The truth peak velocity is the fastest scatterer group's speed, not the waveform's nominal maximum."""
+    spread = 0.8
+    common = dict(reflux_ms=900.0, peak_antegrade_cm_s=50.0, peak_reflux_cm_s=30.0, velocity_spread=spread)
+    d = simulate_spectral_display(rng=np.random.default_rng(4242), **common)
+    # the groups move at v (1 - spread u), u ~ U[0, 1]: the fastest one of 48 lies within (1 - spread, 1) of v
+    fraction = d.truth.peak_antegrade_cm_s / 50.0
+    assert 1.0 - spread < fraction < 1.0
+    assert d.truth.peak_reflux_cm_s / 30.0 == pytest.approx(fraction)
+    # the same draw with plug flow (spread 0): every group at the maximum
+    plug = simulate_spectral_display(rng=np.random.default_rng(4242), **{**common, "velocity_spread": 0.0})
+    assert plug.truth.peak_antegrade_cm_s == pytest.approx(50.0)
+    assert simulate_doppler_iq(np.zeros(64), prf_hz=4000, f0_hz=5e6, angle_deg=60,
+                               rng=np.random.default_rng(0)).shape == (64,)

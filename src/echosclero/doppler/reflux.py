@@ -37,6 +37,7 @@ from echosclero.errors import InputError
 from echosclero.frames import SpectralCalibration
 
 __all__ = [
+    "PEAK_VELOCITY_DEFINITION",
     "AliasingError",
     "EmptySpectrumError",
     "RefluxMeasurement",
@@ -52,6 +53,31 @@ REFLUX_SCHEMA = "echosclero.reflux/1"
 #: end's blur more closely but also cut a slowing tail that fades into the wall-filter band; 0.2 keeps both
 #: families' median error within 30 ms (docs/benchmarks-reflux.md).
 TIME_EDGE_LEVEL = 0.2
+
+
+#: What the reported peak velocities are, with the definition of the quantity they estimate (written into the JSON).
+PEAK_VELOCITY_DEFINITION = {
+    "estimates": (
+        "the clinical peak velocity: the largest instantaneous speed of the fastest scatterers in the sample "
+        "volume, i.e. the maximum of the flow's maximum-velocity envelope, without the display's spectral "
+        "broadening"
+    ),
+    "reported_as": (
+        "peak_antegrade_velocity_cm_s: the largest value of the edge-level envelope (see envelope) over the "
+        "augmentation run; peak_reflux_velocity_cm_s: the same over the timed reflux (between reflux_start_s "
+        "and reflux_end_s)"
+    ),
+    "known_bias": (
+        "the edge level keeps part of the broadening (analysis window, transit time, geometry): the error "
+        "depends on the shape of the velocity distribution in the sample volume; measured per display family "
+        "in docs/benchmarks-reflux.md (issue 15: not yet within 2 cm/s on every display)"
+    ),
+    "source": (
+        "maximum-frequency envelope and spectral broadening: Evans DH, McDicken WN, Doppler Ultrasound: "
+        "Physics, Instrumentation and Signal Processing, 2nd ed., Wiley 2000; Newhouse VL et al., IEEE Trans "
+        "Sonics Ultrason 1980;27:50-59"
+    ),
+}
 
 
 class EmptySpectrumError(InputError):
@@ -104,6 +130,7 @@ class RefluxMeasurement:
             "warnings": list(self.warnings),
             "envelope": {**ENVELOPE_DEFINITION, "time_edge_level": TIME_EDGE_LEVEL,
                          "traced_as": tr.envelope_definition},
+            "peak_velocity": dict(PEAK_VELOCITY_DEFINITION),
         }
 
 

@@ -163,7 +163,15 @@ def reflux_velocity_waveform(
 # --------------------------------------------------------------------------------------------------------
 
 
-def simulate_doppler_iq(
+def simulate_doppler_iq(velocity_cm_s: np.ndarray, **kwargs) -> np.ndarray:
+    """Slow-time IQ signal of one PW sample volume (one complex sample per transmitted pulse).
+
+    See :func:`_doppler_iq_and_fastest` for the parameters; this returns the IQ only.
+    """
+    return _doppler_iq_and_fastest(velocity_cm_s, **kwargs)[0]
+
+
+def _doppler_iq_and_fastest(
     velocity_cm_s: np.ndarray,
     *,
     prf_hz: float,
@@ -177,8 +185,8 @@ def simulate_doppler_iq(
     n_scatterer_groups: int = 48,
     sample_volume_mm: float = 4.0,
     c_m_s: float = SOUND_SPEED_M_S,
-) -> np.ndarray:
-    """Slow-time IQ signal of one PW sample volume (one complex sample per transmitted pulse).
+) -> tuple[np.ndarray, float]:
+    """Slow-time IQ of one PW sample volume, and the speed of its fastest scatterers as a fraction of the maximum.
 
     Parameters
     ----------
@@ -207,6 +215,9 @@ def simulate_doppler_iq(
     Returns
     -------
     iq : (n,) complex128 ndarray
+    fastest_fraction : float
+        Speed of the fastest scatterer group over ``velocity_cm_s`` (the groups move at a fraction of it; the
+        fastest is the clinical peak velocity, see :class:`SpectralTruth`).
     """
     v = np.asarray(velocity_cm_s, dtype=float)
     if v.ndim != 1 or v.size < 16:
@@ -252,7 +263,7 @@ def simulate_doppler_iq(
         wn = min(cutoff_hz / (prf_hz / 2.0), 0.5)
         sos = signal.butter(4, wn, btype="highpass", output="sos")
         iq = signal.sosfiltfilt(sos, iq.real) + 1j * signal.sosfiltfilt(sos, iq.imag)
-    return iq
+    return iq, float(fractions.max())
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -369,6 +380,12 @@ class SpectralTruth:
     ``envelope_cm_s`` is the true maximum velocity per display column (signed, antegrade positive),
     averaged over the column's analysis window; ``velocity_cm_s`` is the instantaneous waveform at the
     column times.
+
+    ``peak_antegrade_cm_s`` and ``peak_reflux_cm_s`` are the clinical peak velocities: the largest
+    instantaneous speed of the fastest scatterers in the sample volume (the maximum of the maximum-velocity
+    envelope of the flow, without the display's spectral broadening). The scatterer groups move at
+    ``v * (1 - spread * u)``, ``u`` uniform, so the fastest group runs slightly below the waveform's maximum
+    (by ``spread * min(u)`` of it, about ``spread / 49`` with 48 groups); the truth is that group's speed.
     """
 
     reflux_ms: float
@@ -517,7 +534,7 @@ def simulate_spectral_display(
         augmentation_s=augmentation_s,
         baseline_flow_cm_s=baseline_flow_cm_s,
     )
-    iq = simulate_doppler_iq(
+    iq, fastest_fraction = _doppler_iq_and_fastest(
         v_iq,
         prf_hz=prf_hz,
         f0_hz=f0_hz,
@@ -567,8 +584,10 @@ def simulate_spectral_display(
         reflux_end_s=timeline.reflux_end_s,
         release_s=timeline.release_s,
         augmentation_start_s=timeline.augmentation_start_s,
-        peak_antegrade_cm_s=float(peak_antegrade_cm_s),
-        peak_reflux_cm_s=float(peak_reflux_cm_s) if reflux_ms > 0 else 0.0,
+        # the clinical peak velocity: the fastest scatterers' (the fastest group moves at fastest_fraction of
+        # the waveform's maximum; before issue 15 the truth was the maximum itself, which no scatterer reached)
+        peak_antegrade_cm_s=float(peak_antegrade_cm_s) * fastest_fraction,
+        peak_reflux_cm_s=float(peak_reflux_cm_s) * fastest_fraction if reflux_ms > 0 else 0.0,
         t_s=t_cols,
         velocity_cm_s=v_cols,
         envelope_cm_s=env,
