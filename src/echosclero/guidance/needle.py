@@ -48,8 +48,9 @@ TAIL_MM = 2.0
 TAIL_RATIO = 1.35
 #: Consecutive frames an out-of-plane candidate must persist before it is reported.
 OUT_OF_PLANE_CONFIRM = 3
-#: A new in-plane shaft below this confidence (a short or faint line: fascia segments and the edges of fat lobules
-#: on real frames read 0.3-0.63; 93 % of our simulator's needles read more) is reported only once seen in
+#: A new in-plane shaft below this confidence (the confidence is the visible shaft's length over 10 mm: shorter than
+#: 6.5 mm; the fascia segments and lobule edges read as shafts on real stills were 2.7-6.4 mm, 0.3-0.63; 93 % of our
+#: simulator's needle readings are longer) is reported only once seen in
 #: IN_PLANE_CONFIRM frames running on the same line (angle within IN_PLANE_SAME_DEG, entry within
 #: IN_PLANE_SAME_MM): a needle persists and advances along its line; on a single still it is not reported.
 IN_PLANE_SURE = 0.65
