@@ -1,5 +1,5 @@
-"""Run every benchmark: ``python -m benchmarks [NAME ...]`` (names: sim, psf, reflux, guidance, api_load, archive,
-stream, liveview).
+"""Run every benchmark: ``python -m benchmarks [NAME ...]`` (names: sim, psf, reflux, guidance, needle, api_load,
+archive, stream, liveview).
 
 Each benchmark is its own module (``python -m benchmarks.bench_NAME``) writing ``benchmarks/results/``;
 docs/benchmarks.md records the figures with the machine and the date.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALL = ("sim", "psf", "reflux", "guidance", "api_load", "archive", "stream", "liveview")
+ALL = ("sim", "psf", "reflux", "guidance", "needle", "api_load", "archive", "stream", "liveview")
 
 
 def main(argv: list[str]) -> int:
