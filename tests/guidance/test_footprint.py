@@ -100,3 +100,49 @@ def test_itkpocus_phantom_targets_found_at_their_width(net):
     for v in targets:
         width = v.contour_mm[:, 0].max() - v.contour_mm[:, 0].min() + prep.mm_per_px_x
         assert abs(width - 2.68) <= 0.3, width  # measured FWHM across: 2.65-2.71 mm
+
+
+def _shifted_sector_screen(rng: np.random.Generator, shift_px: int) -> np.ndarray:
+    """The sector screen with its image moved ``shift_px`` columns (a new depth or a zoom moves the footprint)."""
+    screen, _ = _sector_screen(rng)
+    return np.roll(screen, shift_px, axis=1)
+
+
+def test_footprint_is_reused_over_a_still_cine_and_recomputed_when_the_display_changes():
+    from echosclero.guidance.footprint import REUSE_MAX_FRAMES, FootprintCache
+
+    rng = np.random.default_rng(5)
+    cal = Calibration(0.1, 0.1)
+    cache = FootprintCache()
+    still = [_sector_screen(rng)[0] for _ in range(6)]  # new speckle each frame, the same display
+    first = prepare(Frame(still[0], cal), footprint_cache=cache).imaged
+    for screen in still[1:]:
+        assert prepare(Frame(screen, cal), footprint_cache=cache).imaged is first
+    assert cache.reused == len(still) - 1
+    # the display changes (the sector moves 60 px): recomputed at once, equal to the footprint found without a cache
+    moved = _shifted_sector_screen(rng, 60)
+    got = prepare(Frame(moved, cal), footprint_cache=cache).imaged
+    want = prepare(Frame(moved, cal)).imaged
+    assert cache.reused == len(still) - 1
+    assert np.array_equal(got, want)
+    assert got.sum() > 0 and not np.array_equal(got, first)
+    # and never reused for longer than REUSE_MAX_FRAMES frames
+    cache = FootprintCache()
+    for _ in range(2 * REUSE_MAX_FRAMES + 2):
+        prepare(Frame(still[0], cal), footprint_cache=cache)
+    assert cache.reused == 2 * REUSE_MAX_FRAMES
+
+
+def test_footprint_reuse_ends_when_the_probe_moves_on_a_display_without_background():
+    from echosclero.guidance.footprint import FootprintCache
+
+    rng = np.random.default_rng(6)
+    cal = Calibration(0.1, 0.1)
+    img = _speckle(400, 400, rng)
+    cv2.circle(img, (200, 150), 30, 4.0, -1)
+    cache = FootprintCache()
+    prepare(Frame(img.astype(np.uint8), cal), footprint_cache=cache)
+    other = _speckle(400, 400, np.random.default_rng(7), level=60.0)  # another view: new tissue, another gain
+    cv2.circle(other, (120, 300), 40, 4.0, -1)
+    prepare(Frame(other.astype(np.uint8), cal), footprint_cache=cache)
+    assert cache.reused == 0

@@ -31,7 +31,7 @@ from echosclero.guidance.foam import (
     needle_shade,
     tip_in_mask,
 )
-from echosclero.guidance.footprint import inside
+from echosclero.guidance.footprint import FootprintCache, inside
 from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
 from echosclero.guidance.preprocess import Prepared, prepare
@@ -185,6 +185,7 @@ class Engine:
         self.vessels = VesselTracker()
         self.needle = NeedleTracker()
         self.strain = _StrainEstimator(self.config.max_strain)
+        self.footprint = FootprintCache()
         self.net = LumenNet.load() if self.config.lumen_net else None
         self.reset()
 
@@ -193,6 +194,7 @@ class Engine:
         self.vessels.reset()
         self.needle.reset()
         self.strain.reset()
+        self.footprint.reset()
         self._pressed_once = False
         self._shape: tuple[int, int] | None = None
         self._last_t: float | None = None
@@ -257,7 +259,7 @@ class Engine:
         t0 = time.perf_counter()
         if self._last_t is not None and frame.t_s < self._last_t:
             self.reset()  # time went back: another cine
-        prep = prepare(frame)
+        prep = prepare(frame, footprint_cache=self.footprint)
         if self._shape is not None and self._shape != prep.shape:
             self.reset()  # a new geometry: nothing tracked can carry over
         self._shape = prep.shape

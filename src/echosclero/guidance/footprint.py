@@ -26,6 +26,13 @@ The footprint is read from the frame itself, at the working resolution:
    smoothed across columns).
 
 The result is a boolean mask at working resolution; :func:`inside` tests points in millimetres.
+
+Over a cine the footprint is the same from frame to frame until the display changes (depth, mode, a rotating
+rendering), so a :class:`FootprintCache` reuses the last one while the frame's *layout* stays that of the frame
+it was computed on: its black layout (the share of pixels at the black level per working pixel: background, text,
+rulers) and its coarse grey (~2 mm blocks, which a depth change, a freeze or a moving probe rescale or shift), for at
+most :data:`REUSE_MAX_FRAMES` frames (gain, depth of penetration and shadows change the deep cut slowly). A changed
+display is a changed layout and is recomputed at once.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import numpy as np
 from echosclero.guidance._masks import shrink
 from echosclero.guidance._quantile import percentile
 
-__all__ = ["imaged_area", "inside"]
+__all__ = ["FootprintCache", "imaged_area", "inside"]
 
 #: Local-mean window of the signal test (mm): wider than a speckle grain, narrower than a lumen.
 SIGNAL_WINDOW_MM = 1.0
@@ -69,18 +76,74 @@ LAYER_MIN_MM = 3.0
 NOISE_FLOOR_SHARE = 0.12
 DEEP_WINDOW_MM = 3.0
 DEEP_SMOOTH_MM = 6.0
+#: Reuse of the last footprint (:class:`FootprintCache`): at most this many frames after the one it was found on
+#: (a quarter of a second at 30 frames/s: gain and depth of penetration change over seconds) ...
+REUSE_MAX_FRAMES = 8
+#: ... while at most this share of the working pixels changed their black share by more than REUSE_SHARE_STEP
+#: against that frame (a depth or mode change moves the whole layout: tens of percent; a lumen that collapses
+#: under the probe changes about 2 %; speckle and JPEG noise well below 1 %).
+REUSE_MAX_CHANGED = 0.01
+REUSE_SHARE_STEP = 0.5
+#: ... and at most this share of the ~REUSE_BLOCK_MM blocks changed their mean grey by more than REUSE_GREY_STEP of
+#: the frame's median level (a still probe over pulsing vessels: a few percent of the blocks; a depth change or a
+#: moving probe: most of them).
+REUSE_BLOCK_MM = 2.0
+REUSE_GREY_STEP = 0.25
+REUSE_MAX_GREY_CHANGED = 0.1
 
 
 def _odd(n: float) -> int:
     return max(1, int(round(n)) | 1)
 
 
-def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, full: np.ndarray | None = None
-                ) -> np.ndarray:
+class FootprintCache:
+    """The last footprint found in a cine and the black layout it was found on (see the module's notes).
+
+    One per stream (the engine holds one; :meth:`reset` between cines). ``reused`` counts the frames served from
+    it (for benchmarks and tests)."""
+
+    __slots__ = ("_key", "_share", "_blocks", "_mask", "_age", "reused")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._key: tuple | None = None
+        self._share: np.ndarray | None = None
+        self._blocks: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._age = 0
+        self.reused = 0
+
+    def lookup(self, key: tuple, share: np.ndarray, blocks: np.ndarray) -> np.ndarray | None:
+        """The cached footprint if this frame's black layout ``share`` and coarse grey ``blocks`` match those of
+        the frame it was found on."""
+        if self._mask is None or key != self._key or self._age >= REUSE_MAX_FRAMES:
+            return None
+        diff = cv2.absdiff(share, self._share)
+        if np.count_nonzero(diff > np.float32(REUSE_SHARE_STEP)) > REUSE_MAX_CHANGED * share.size:
+            return None
+        level = max(float(np.median(self._blocks)), 1e-3)
+        moved = cv2.absdiff(blocks, self._blocks) > np.float32(REUSE_GREY_STEP * level)
+        if np.count_nonzero(moved) > REUSE_MAX_GREY_CHANGED * blocks.size:
+            return None
+        self._age += 1
+        self.reused += 1
+        return self._mask
+
+    def store(self, key: tuple, share: np.ndarray, blocks: np.ndarray, mask: np.ndarray) -> None:
+        mask.setflags(write=False)  # shared by the frames that reuse it
+        self._key, self._share, self._blocks, self._mask, self._age = key, share, blocks, mask, 0
+
+
+def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, full: np.ndarray | None = None,
+                cache: FootprintCache | None = None) -> np.ndarray:
     """Boolean mask of the imaged area of ``grey`` (working-resolution float32 grey, 0-1 scale).
 
     ``full``: the full-resolution uint8 frame ``grey`` was reduced from (the brightest channel of a colour
-    frame), for the black-pixel share and the screen-size part of the graphics opening.
+    frame), for the black-pixel share and the screen-size part of the graphics opening. ``cache``: reuse the
+    footprint of an earlier frame of the same cine while the display's layout is unchanged
+    (:class:`FootprintCache`; needs ``full``). The returned mask must not be modified (it may be shared).
     """
     rows, cols = grey.shape
     g = grey.astype(np.float32, copy=False)
@@ -94,9 +157,26 @@ def imaged_area(grey: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, *, ful
         # rounded to 0 or 1 and the share lost)
         at_black = cv2.compare(full, black + BLACK_LEVELS, cv2.CMP_LE)
         share = shrink(at_black, (cols, rows)).astype(np.float32) * np.float32(1 / 255.0)
+        if cache is not None:
+            key = (rows, cols, full.shape, round(mm_per_px_x, 9), round(mm_per_px_z, 9), round(black, 1))
+            blocks = cv2.resize(g, (max(1, int(round(cols * mm_per_px_x / REUSE_BLOCK_MM))),
+                                    max(1, int(round(rows * mm_per_px_z / REUSE_BLOCK_MM)))),
+                                interpolation=cv2.INTER_AREA)
+            hit = cache.lookup(key, share, blocks)
+            if hit is not None:
+                return hit
+            fp = _imaged_area(g, mm_per_px_x, mm_per_px_z, black_level, screen_px, share)
+            cache.store(key, share, blocks, fp)
+            return fp
     else:
         black_level = float(percentile(g[:: max(1, rows // 96), :: max(1, cols // 96)], 1))
         share = None
+    return _imaged_area(g, mm_per_px_x, mm_per_px_z, black_level, screen_px, share)
+
+
+def _imaged_area(g: np.ndarray, mm_per_px_x: float, mm_per_px_z: float, black_level: float, screen_px: float,
+                 share: np.ndarray | None) -> np.ndarray:
+    rows, cols = g.shape
     kx, kz = _odd(SIGNAL_WINDOW_MM / mm_per_px_x), _odd(SIGNAL_WINDOW_MM / mm_per_px_z)
     local = cv2.blur(g, (kx, kz))
     signal = local > np.float32(black_level + SIGNAL_LEVELS / 255.0)

@@ -18,7 +18,7 @@ from echosclero.errors import InputError
 from echosclero.frames import Frame
 from echosclero.guidance._masks import shrink
 from echosclero.guidance._quantile import median, percentile
-from echosclero.guidance.footprint import imaged_area
+from echosclero.guidance.footprint import FootprintCache, imaged_area
 
 __all__ = ["WORK_MM_PER_PX", "Prepared", "prepare"]
 
@@ -105,10 +105,13 @@ def _as_uint8(pix: np.ndarray) -> np.ndarray:
     return np.clip(pix.astype(np.float32) * 255.0, 0, 255).astype(np.uint8)
 
 
-def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared:
-    """Grey, colour mask, working-resolution image, imaged area and local tissue level of ``frame``. The imaged
-    area is found on every frame: reused from an earlier frame of the cine (tried), it put vessels outside the
-    footprint of frames whose display had changed (a rotating rendering, a depth or mode change).
+def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX,
+            footprint_cache: FootprintCache | None = None) -> Prepared:
+    """Grey, colour mask, working-resolution image, imaged area and local tissue level of ``frame``.
+
+    ``footprint_cache``: the imaged area of an earlier frame of the same cine, reused while the display's layout
+    is unchanged (:class:`~echosclero.guidance.footprint.FootprintCache`; reused blindly, it put vessels outside
+    the footprint of frames whose display had changed: a rotating rendering, a depth or mode change).
 
     Raises
     ------
@@ -161,7 +164,7 @@ def prepare(frame: Frame, *, work_mm_per_px: float = WORK_MM_PER_PX) -> Prepared
     small = cv2.medianBlur(small, 3)
     small = cv2.GaussianBlur(small, (0, 0), 0.7)
     mmx, mmz = cal.mm_per_px_x * fx, cal.mm_per_px_z * fz
-    imaged = imaged_area(signal, mmx, mmz, full=signal_full)
+    imaged = imaged_area(signal, mmx, mmz, full=signal_full, cache=footprint_cache)
     # local tissue level: normalised convolution over pixels of the imaged area brighter than half its median
     # (not lumen), computed on a ~1 mm grid (cheap) and interpolated back
     sr, sc = max(1, r_small // 64), max(1, c_small // 64)
