@@ -46,6 +46,11 @@ DOT_DIAMETER_MM = (0.3, 2.5)
 #: same depths beside it.
 TAIL_MM = 2.0
 TAIL_RATIO = 1.35
+#: ... and the tail stands above its sides by at least this share of the dot's own height above them (a ratio alone
+#: is met by a faint shoulder over black). Measured: true tips 0.33-0.57 (our simulator, gsv_out_of_plane seeds
+#: 5001-5002) and 0.20-0.39 (PyMUST, both setups, the bevel's dot and its point-spread tail); the FloWave cine's
+#: false dot (a fascia ending over the artery's black lumen, beside the image's edge) 0.08-0.09.
+TAIL_MIN_SHARE = 0.15
 #: Consecutive frames an out-of-plane candidate must persist before it is reported.
 OUT_OF_PLANE_CONFIRM = 3
 #: A new in-plane shaft below this confidence (the confidence is the visible shaft's length over 10 mm: shorter than
@@ -195,6 +200,8 @@ def _detect_cross_section(full: np.ndarray, bright: np.ndarray, mmx: float, mmz:
         ratio = float(below.mean()) / max(flank, 1.0)
         if ratio < TAIL_RATIO or float(below.mean()) < 1.15 * max(float(left.mean()), float(right.mean())):
             continue  # a tail is a streak brighter than both sides, not the edge of a bright region
+        if float(below.mean()) - flank < TAIL_MIN_SHARE * (dot - flank):
+            continue  # a faint shoulder of a bright echo over black (a lumen, the background), not a tail
         score = ratio
         if prior is not None and prior.plane == "out":
             cx_mm, cz_mm = (cents[i][0] + 0.5) * mmx, (cents[i][1] + 0.5) * mmz
