@@ -87,6 +87,13 @@ SPASM_MEDIAN_FRAMES = 5
 #: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
 #: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
 MAX_PULSE_STEP = 0.12
+#: A pulse moves a long-axis lumen's whole wall; where the columns read twice running disagree by more than this
+#: (interquartile range of their height changes, mm: one working pixel) part of the outline moved instead (the
+#: needle nearing, the outline catching a piece of wall at a bend): that reading starts the series again. On our
+#: simulator's long-axis scenes (foam_deep_junction, ssv_longitudinal, seeds 5001-5002) the range is 0.01-0.08 mm
+#: (90th percentile) from frame to frame, and 0.4 mm at the bend glitch of foam_deep_junction seed 5001 that gave a
+#: 4.5 % "pulse" (the vein called an artery 0.2 s after the needle appeared; TIP_IN_ARTERY for 90 frames).
+LONG_AXIS_PART_MOVED_MM = 0.2
 #: The resting outline of a lumen follows its detection while the area stays within these factors of it: a
 #: lumen partly hidden (smaller) or merged with a neighbour or a shadow (bigger) does not replace it.
 REF_SHRINK_MIN = 0.6
@@ -557,12 +564,15 @@ class Engine:
         return c
 
     @staticmethod
-    def _pulse_width_mm(tr: Track, prep: Prepared, disturbed: np.ndarray | None) -> float | None:
+    def _pulse_width_mm(tr: Track, prep: Prepared, disturbed: np.ndarray | None) -> tuple[float, bool] | None:
         """Width of the lumen now, with sub-pixel precision, for the pulsatility series.
 
         A binary mask moves in whole pixels (0.2 mm), about the size of an arterial pulse (5-10 % of 6 mm),
         and along a straight long-axis wall every column flips at once; so each pixel near the edge counts
         by where its grey lies between the lumen level and the wall level (a soft area).
+
+        Returns ``(width_mm, moved)``: ``moved`` when part of a long-axis lumen's outline moved and not its wall
+        (:data:`LONG_AXIS_PART_MOVED_MM`; the column heights of each reading are kept in ``Track.col_heights``).
 
         ``disturbed``: where the needle, an acoustic shadow or spreading foam moves the grey for reasons of
         its own. Transverse: the equivalent-circle diameter of the soft area; with part of the lumen
@@ -583,17 +593,25 @@ class Engine:
             visible_ref = np.count_nonzero(tr.ref_mask & free)
             if visible_ref < 0.4 * np.count_nonzero(tr.ref_mask):
                 return None  # too little left in view to read the wall motion
-            return tr.ref_lumen.diameter_mm * math.sqrt(np.count_nonzero(tr.mask & free) / visible_ref)
+            return tr.ref_lumen.diameter_mm * math.sqrt(np.count_nonzero(tr.mask & free) / visible_ref), False
         m = np.zeros((a1 - a0, b1 - b0), np.uint8)
         m[r0 - a0:r1 - a0, c0 - b0:c1 - b0] = lum.mask
         grown = cv2.dilate(m, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)).astype(bool)
         inside = m.astype(bool)
         ring = grown & ~inside
         win = prep.ratio[a0:a1, b0:b1]
-        if not ring.any():
+        if dist is not None and dist.any():
+            # the levels from the undisturbed wall only: the needle's echo in the ring, or its shadow, would move
+            # them, and with them the soft edge all round the lumen
+            inside_lv, ring_lv = inside & ~dist, ring & ~dist
+            if np.count_nonzero(inside_lv) < 10 or np.count_nonzero(ring_lv) < 10:
+                return None
+        else:
+            inside_lv, ring_lv = inside, ring
+        if not ring_lv.any():
             return None
-        lo = float(median(win[inside]))
-        hi = float(percentile(win[ring], 75))
+        lo = float(median(win[inside_lv]))
+        hi = float(percentile(win[ring_lv], 75))
         if hi - lo < 0.1:
             return None  # no edge contrast to interpolate on
         soft = np.clip((hi - win) / (hi - lo), 0.0, 1.0) * grown
@@ -605,8 +623,21 @@ class Engine:
             if present.size < 10:
                 return None
             cut = present.size // 10
-            return float(soft.sum(axis=0)[present[cut:present.size - cut]].mean()) * prep.mm_per_px_z
-        return 2.0 * math.sqrt(float(soft.sum()) * prep.mm_per_px_x * prep.mm_per_px_z / math.pi)
+            used = present[cut:present.size - cut]
+            heights = soft.sum(axis=0) * np.float32(prep.mm_per_px_z)
+            now = float(heights[used].mean())
+            prof = np.full(cols, np.nan, np.float32)
+            prof[b0 + used] = heights[used]
+            ref, tr.col_heights = tr.col_heights, prof
+            if ref is not None and ref.shape[0] == cols:
+                d = prof[b0 + used] - ref[b0 + used]
+                d = d[np.isfinite(d)]
+                if d.size >= 10:
+                    q25, q75 = (float(v) for v in np.percentile(d, (25, 75)))
+                    if q75 - q25 > LONG_AXIS_PART_MOVED_MM:
+                        return now, True  # part of the outline moved, not the wall
+            return now, False
+        return 2.0 * math.sqrt(float(soft.sum()) * prep.mm_per_px_x * prep.mm_per_px_z / math.pi), False
 
     def _below_foam(self, shape: tuple[int, int]) -> np.ndarray | None:
         """Where the image lies under a lumen holding foam (as of the last frame): the foam's echoes and its
@@ -649,9 +680,11 @@ class Engine:
         if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not touched:
             # (a needle within 2 mm of a transverse lumen: its echoes and ring-down move the outline; the
             # series pauses and resumes once it is clear)
-            width = self._pulse_width_mm(tr, prep, disturbed)
-            if width is not None and width > 0.0:  # (none of the lumen left undisturbed: no reading)
-                if tr.areas and abs(width / (2.0 * math.sqrt(tr.areas[-1][1] / math.pi)) - 1.0) > MAX_PULSE_STEP:
+            reading = self._pulse_width_mm(tr, prep, disturbed)
+            width, moved = reading if reading is not None else (0.0, False)
+            if width > 0.0:  # (none of the lumen left undisturbed: no reading)
+                if tr.areas and (moved or abs(width / (2.0 * math.sqrt(tr.areas[-1][1] / math.pi)) - 1.0)
+                                 > MAX_PULSE_STEP):
                     tr.areas.clear()  # a jump no pulse makes between two frames: the segmentation changed
                 tr.areas.append((t, math.pi * (0.5 * width) ** 2))  # width series, any view
             if not tr.walls or t - tr.walls[-1][0] >= WALL_EVERY_S:

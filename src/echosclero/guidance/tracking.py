@@ -79,6 +79,7 @@ class Track:
     spasm_now: float | None = None  # relative diameter loss against the pre-injection baseline
     # evidence histories: (t_s, value)
     areas: deque = field(default_factory=lambda: deque(maxlen=128))
+    col_heights: np.ndarray | None = None  # long axis: soft lumen height per image column at the last width reading
     colour: deque = field(default_factory=lambda: deque(maxlen=128))
     walls: deque = field(default_factory=lambda: deque(maxlen=128))
     artery_probability: float = 0.5
