@@ -61,6 +61,10 @@ REAL_MM_PER_PX = 0.07
 HELD_OUT_MAX_INDEX = 39  # usgra frames 0000-0039: the held-out acquisition group
 SIM_SEEDS = list(range(100, 120))
 CROP = 96
+#: Range of the simulated lumens' level below the tissue around them (dB), drawn per frame: anechoic blood to the
+#: faint lumens of plane-wave images and of small or deep vessels (PyMUST's scenes: -3 to -17 dB; real lumens 5-15 dB
+#: below tissue). Set with --lumen-contrast-db.
+LUMEN_CONTRAST_DB = (-30.0, -5.0)
 
 
 def _pool2(a: np.ndarray) -> np.ndarray:
@@ -119,7 +123,7 @@ def randomise(s: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     tissue = cv2.GaussianBlur(g * (1 - lum), (0, 0), 8) / np.maximum(cv2.GaussianBlur(1 - lum, (0, 0), 8), 1e-3)
     # lumen level from -30 to -5 dB below the tissue around it (amplitude ratio on the display's log scale is not
     # known: blend towards the tissue level), with clutter (speckle-like grain) inside
-    contrast_db = rng.uniform(-30, -5)
+    contrast_db = rng.uniform(*LUMEN_CONTRAST_DB)
     target = tissue * (10 ** (contrast_db / 20.0)) ** 0.35
     grain = cv2.GaussianBlur(rng.rayleigh(1.0, g.shape).astype(np.float32), (0, 0), 0.8)
     grain /= grain.mean()
@@ -295,6 +299,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--real", required=True, help="usgra-dev folder (images/, masks/)")
     ap.add_argument("--steps", type=int, default=2500)
+    ap.add_argument("--lumen-contrast-db", default="-30,-5",
+                    help="range (dB) of the simulated lumens' level below the tissue (default -30,-5)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scanner-jitter", action="store_true", help="re-render real frames as another scanner would "
@@ -303,6 +309,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT_DIR), help="folder for lumen_net.onnx and lumen_net.json (default: the "
                     "package's models/, which the engine loads)")
     a = ap.parse_args(argv)
+    global LUMEN_CONTRAST_DB
+    LUMEN_CONTRAST_DB = tuple(sorted(float(v) for v in a.lumen_contrast_db.split(",")))  # type: ignore[assignment]
     import torch
 
     zoom = tuple(float(v) for v in a.zoom.split(","))
@@ -378,7 +386,8 @@ def main(argv=None) -> int:
         "model": "lumen_net", "widths": list(WIDTHS), "input": "2 x rows x cols at 0.4 mm/px (see lumen_net.py)",
         "data": {"real": "usgra-seg dev frames (CC BY 4.0), train 0040-0119, held out 0000-0039",
                  "real_train_frames": len(real_train), "real_held_out_frames": len(real_held),
-                 "simulator": "all scenarios, seeds 100-119, 1 Hz, randomised appearance", "sim_frames": len(sim)},
+                 "simulator": "all scenarios, seeds 100-119, 1 Hz, randomised appearance", "sim_frames": len(sim),
+                 "lumen_contrast_db": list(LUMEN_CONTRAST_DB)},
         "training": {"steps": a.steps, "batch": a.batch, "crop_px": CROP, "final_loss": float(np.mean(losses[-100:])),
                      "seconds": round(time.time() - t0), "threads": a.threads},
         "held_out_real_dice_median": float(np.median(held_dice)),
