@@ -122,6 +122,13 @@ def test_compression_test_calls_vessels_right():
     assert n > 100 and ok / n >= 0.95, f"kind accuracy {ok}/{n}"
 
 
+def _pressed(strain):
+    """The frame context fields the compression rule reads: the probe pressing with this strain."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(strain=strain, pressed=True)
+
+
 def test_artery_lost_under_pressure_is_not_compressible():
     from echosclero.guidance.engine import Engine as E
 
@@ -130,14 +137,14 @@ def test_artery_lost_under_pressure_is_not_compressible():
     track.seen_now, track.rest_area_mm2, track.area_now_mm2 = True, 28.0, 27.0
     track.foam_fill, track.last_pressed_compressibility, track.max_compressibility = 0.0, None, None
     track.diameter_now_mm = 6.0
-    assert eng._update_compression(track, 0.05, True) == pytest.approx(1 - 27 / 28)
+    assert eng._update_compression(track, _pressed(0.05)) == pytest.approx(1 - 27 / 28)
     track.seen_now = False  # gone without having shrunk: no evidence
-    assert eng._update_compression(track, 0.06, True) is None
+    assert eng._update_compression(track, _pressed(0.06)) is None
     assert track.max_compressibility == pytest.approx(1 - 27 / 28)
     track.seen_now, track.area_now_mm2, track.last_pressed_compressibility = True, 8.0, None
-    eng._update_compression(track, 0.07, True)
+    eng._update_compression(track, _pressed(0.07))
     track.seen_now = False  # seen shrinking to < half, then gone: collapsed
-    assert eng._update_compression(track, 0.08, True) == 1.0
+    assert eng._update_compression(track, _pressed(0.08)) == 1.0
 
 
 def test_brief_narrowing_is_not_a_pulse():

@@ -22,6 +22,7 @@ from echosclero.guidance._quantile import median, percentile
 from echosclero.guidance.alerts import evaluate_alerts
 from echosclero.guidance.classify import artery_logit, systole_times
 from echosclero.guidance.closure import closure
+from echosclero.guidance.context import FrameContext
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.foam import (
     content_ratio,
@@ -218,7 +219,7 @@ class Engine:
         """The probe has not compressed the tissue for ``for_s`` seconds."""
         return self._still_since is not None and t - self._still_since >= for_s
 
-    def _may_start_foam(self, tr: Track, t: float, mm_per_px: float) -> bool:
+    def _may_start_foam(self, tr: Track, ctx: FrameContext) -> bool:
         """Can foam appear in this lumen now?
 
         * where the needle tip came within :data:`FOAM_SOURCE_MM` in the last
@@ -232,13 +233,14 @@ class Engine:
           out of the plane). An undecided lumen away from the foam gets none: noise in a deep lumen is not
           foam.
         """
+        t, mm_per_px = ctx.t_s, ctx.prep.mm_per_px_x
         if tr.tip_near_t is not None and t - tr.tip_near_t <= self.config.injection_window_s:
             return True
         if tr.kind == "artery":
             return False
         if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and tr.foam_pending_first <= FOAM_FIRST_LAYER_MAX
                 and t - tr.t_first >= FOAM_STEADY_S
-                and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and self._still(t, FOAM_STILL_S)):
+                and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and ctx.probe_still):
             return True  # foam with no needle in view: a steady, still, anechoic lumen taking a layer of echoes
         sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
         if not sources:
@@ -264,6 +266,21 @@ class Engine:
     def process(self, frame: Frame) -> FrameResult:
         """Analyse one frame (frames of one cine in order; call :meth:`reset` between cines)."""
         t0 = time.perf_counter()
+        prep = self._prepare(frame)
+        if not prep.usable:
+            return FrameResult(index=frame.index, t_s=float(frame.t_s), status=prep.reason,
+                               alerts=(Alert("FRAME_UNUSABLE", "info", f"frame {frame.index}: {prep.reason}, "
+                                             "nothing analysed"),),
+                               processing_ms=(time.perf_counter() - t0) * 1e3)
+        ctx = self._measure(prep, float(frame.t_s))
+        lumens = self._detect_lumens(ctx)
+        tracks = self.vessels.update(lumens, prep, ctx.t_s, exclude=ctx.exclude, shadow=ctx.shadow)
+        systoles = self._systoles(tracks, ctx.t_s) if any(tr.kind == "unknown" for tr in tracks) else ()
+        ctx = ctx.after_tracking(below_foam=self._below_foam(prep.shape), systoles=systoles)
+        return self._report(frame, ctx, tracks, t0)
+
+    def _prepare(self, frame: Frame) -> Prepared:
+        """The prepared frame; tracked state is forgotten when time goes back or the geometry changes."""
         if self._last_t is not None and frame.t_s < self._last_t:
             self.reset()  # time went back: another cine
         prep = prepare(frame, footprint_cache=self.footprint)
@@ -271,12 +288,10 @@ class Engine:
             self.reset()  # a new geometry: nothing tracked can carry over
         self._shape = prep.shape
         self._last_t = frame.t_s
-        t = float(frame.t_s)
-        if not prep.usable:
-            return FrameResult(index=frame.index, t_s=t, status=prep.reason,
-                               alerts=(Alert("FRAME_UNUSABLE", "info", f"frame {frame.index}: {prep.reason}, "
-                                             "nothing analysed"),),
-                               processing_ms=(time.perf_counter() - t0) * 1e3)
+        return prep
+
+    def _measure(self, prep: Prepared, t: float) -> FrameContext:
+        """The frame's context: needle, its masks, acoustic shadow, probe compression (once per frame)."""
         cfg = self.config
         meas = detect_needle(prep, prior=self.needle.last)
         needle_m, needle_lost = self.needle.update(meas, t)
@@ -284,13 +299,34 @@ class Engine:
             self._needle_seen_t = t
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
         shadow = acoustic_shadow(prep)
+        strain = self.strain.update(prep)
+        pressed = strain >= cfg.pressed_strain
+        if strain > STILL_STRAIN:
+            self._still_since = None
+        elif self._still_since is None:
+            self._still_since = t
+        if pressed:
+            self._pressed_once = True
+        near = None
+        if exclude is not None:
+            k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
+            near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+        # foam is read (and the needle's shade needed) only with the probe at rest
+        shade = needle_shade(prep, needle_m, exclude) if needle_m is not None and not pressed else exclude
+        return FrameContext(prep=prep, t_s=t, needle=needle_m, needle_detected=meas, needle_lost=needle_lost,
+                            exclude=exclude, near=near, needle_shade=shade, shadow=shadow, strain=strain,
+                            pressed=pressed, probe_still=self._still(t, FOAM_STILL_S))
+
+    def _detect_lumens(self, ctx: FrameContext) -> list:
+        """Lumens of this frame: by contrast, by the lumen network, by their walls; inside the imaged area."""
+        prep, exclude, shadow = ctx.prep, ctx.exclude, ctx.shadow
         known = self.vessels.known_mask(prep.shape)
         lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=known)
         if self.net is not None:
             below_foam = self._below_foam(prep.shape)
             prob = self.net.probability(prep.small, prep.imaged)
             # while injecting, the needle's shadow and what lies under foam are dark without blood
-            hidden = shadow if needle_m is not None else None
+            hidden = shadow if ctx.needle is not None else None
             if below_foam is not None:
                 hidden = below_foam if hidden is None else hidden | below_foam
             learned = detect_learned_lumens(prep, prob, ignore=exclude, half_way=False)
@@ -301,34 +337,23 @@ class Engine:
             taken[r0:r1, c0:c1] |= lum.mask
         lumens += detect_walled_lumens(prep, taken=taken | shadow)
         # nothing is reported outside the imaged area (black background, text, the deep no-signal region)
-        lumens = [lum for lum in lumens if inside(prep.imaged, *prep.to_px(*lum.center_mm))]
-        tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
-        strain = self.strain.update(prep)
-        pressed = strain >= cfg.pressed_strain
-        if strain > STILL_STRAIN:
-            self._still_since = None
-        elif self._still_since is None:
-            self._still_since = t
-        if pressed:
-            self._pressed_once = True
+        return [lum for lum in lumens if inside(prep.imaged, *prep.to_px(*lum.center_mm))]
+
+    def _report(self, frame: Frame, ctx: FrameContext, tracks: list[Track], t0: float) -> FrameResult:
+        """Update each track's evidence and report the frame: vessels, needle, foam, alerts."""
+        cfg = self.config
+        prep, t, needle_m, strain, pressed = ctx.prep, ctx.t_s, ctx.needle, ctx.strain, ctx.pressed
         findings: list[VesselFinding] = []
         foam: list[FoamFinding] = []
         growing: set[str] = set()
         comp_now: dict[str, float] = {}
         tip = np.array(needle_m.tip_mm) if needle_m is not None else None
-        near = None
-        if exclude is not None:
-            k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
-            near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-        below_foam = self._below_foam(prep.shape)
-        systoles = self._systoles(tracks, t) if any(tr.kind == "unknown" for tr in tracks) else []
         for tr in tracks:
-            self._update_geometry(tr, prep, exclude, t, needle_m, pressed)
-            c = self._update_compression(tr, strain, pressed)
+            self._update_geometry(tr, ctx)
+            c = self._update_compression(tr, ctx)
             if c is not None:
                 comp_now[tr.id] = c
-            self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam,
-                                  needle_m.tip_mm if needle_m is not None else None, systoles)
+            self._update_evidence(tr, ctx)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             in_lumen = contains and self._clear_of_wall(tr, prep, tip)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
@@ -364,13 +389,14 @@ class Engine:
                     growing.add(tr.id)
         compressed = pressed and any(v >= 0.8 for v in comp_now.values())
         needle_f = None
+        meas = ctx.needle_detected
         if needle_m is not None:
             needle_f = NeedleFinding(tip_mm=needle_m.tip_mm, entry_mm=needle_m.entry_mm, angle_deg=needle_m.angle_deg,
                                      confidence=needle_m.confidence, plane=needle_m.plane,  # type: ignore[arg-type]
                                      held=meas is None or meas.tip_mm != needle_m.tip_mm)
         vessels_t = tuple(findings)
         foam_t = tuple(foam)
-        alerts = evaluate_alerts(vessels_t, needle_f, foam_t, foam_growing=growing, needle_lost=needle_lost,
+        alerts = evaluate_alerts(vessels_t, needle_f, foam_t, foam_growing=growing, needle_lost=ctx.needle_lost,
                                  compressed=compressed)
         return FrameResult(index=frame.index, t_s=t, vessels=vessels_t, needle=needle_f, foam=foam_t, alerts=alerts,
                            compression_strain=strain, processing_ms=(time.perf_counter() - t0) * 1e3)
@@ -401,23 +427,13 @@ class Engine:
         cv2.circle(mask, p1, th, 1, -1)
         return mask.astype(bool)
 
-    def _needle_shade(self, prep: Prepared, exclude: np.ndarray | None,
-                      needle_m: NeedleMeasurement | None) -> np.ndarray | None:
-        """What the needle hides from the foam reading (computed once per frame)."""
-        if needle_m is None:
-            return exclude
-        cached = prep._cache.get("needle_shade")
-        if cached is None:
-            cached = prep._cache["needle_shade"] = needle_shade(prep, needle_m, exclude)
-        return cached
-
-    def _update_geometry(self, tr: Track, prep: Prepared, exclude: np.ndarray | None, t: float,
-                         needle_m: NeedleMeasurement | None, pressed: bool) -> None:
+    def _update_geometry(self, tr: Track, ctx: FrameContext) -> None:
+        prep, exclude, t, needle_m, pressed = ctx.prep, ctx.exclude, ctx.t_s, ctx.needle, ctx.pressed
         mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
         px_area = mmx * mmz
         raw, bright = None, None
         if not pressed:
-            raw, bright = foam_measure(prep, tr, exclude, self._needle_shade(prep, exclude, needle_m))
+            raw, bright = foam_measure(prep, tr, exclude, ctx.needle_shade)
         if raw is None:
             # under probe pressure the lumen collapses inside its resting outline and the tissue now inside
             # that outline is not sclerosant; a lumen mostly hidden (needle, colour flow) cannot be read:
@@ -431,11 +447,11 @@ class Engine:
         if needle_m is not None and tr.ref_mask is not None and tip_in_mask(
                 prep, tr.ref_mask, needle_m.tip_mm, tol_mm=FOAM_SOURCE_MM):
             tr.tip_near_t = t
-        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, t, prep.mm_per_px_x):
+        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, ctx):
             # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
-            if not self._still(t, FOAM_STILL_S):
+            if not ctx.probe_still:
                 tr.foam_pending = 0  # counted only once the probe has been still (a release moves tissue)
             else:
                 if tr.foam_pending == 0:
@@ -471,7 +487,7 @@ class Engine:
                 (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
                 or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level))
                 or any(o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks))
-                or (not injecting and self._still(t, FOAM_STILL_S) and lost_to_echoes(
+                or (not injecting and ctx.probe_still and lost_to_echoes(
                     prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level),
                     from_top=not lum.longitudinal)))
             # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
@@ -514,7 +530,7 @@ class Engine:
             # its width when the vein was first half full, times the diameter before the injection
             width = None
             if fill >= SPASM_READ_FILL and not pressed:
-                width = foam_width_mm(prep, ref, self._needle_shade(prep, exclude, needle_m))
+                width = foam_width_mm(prep, ref, ctx.needle_shade)
             if width is not None:
                 tr.foam_widths.append(width)
                 if tr.foam_width_ref is None and len(tr.foam_widths) >= 3:
@@ -539,7 +555,8 @@ class Engine:
                 z = float(prep.to_mm(np.percentile(ys, 98), 0)[1])
             tr.foam_front_mm = (float(x), float(z))
 
-    def _update_compression(self, tr: Track, strain: float, pressed: bool) -> float | None:
+    def _update_compression(self, tr: Track, ctx: FrameContext) -> float | None:
+        strain, pressed = ctx.strain, ctx.pressed
         if not pressed:
             tr.last_pressed_compressibility = None
             if tr.seen_now and strain < 0.008 and tr.foam_fill < 0.05:
@@ -653,17 +670,16 @@ class Engine:
         return m
 
     @staticmethod
-    def _systoles(tracks: list[Track], t: float) -> list[float]:
+    def _systoles(tracks: list[Track], t: float) -> tuple[float, ...]:
         """Systolic peak times (s) shown by the clearly pulsing arteries in view: the cardiac clock of this image."""
         out: list[float] = []
         for tr in tracks:
             if tr.kind == "artery" and tr.seen_now:
                 out += systole_times(tr.areas, t, min_score=REFERENCE_PULSE_SCORE)
-        return out
+        return tuple(out)
 
-    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None,
-                         shadow: np.ndarray | None = None, below_foam: np.ndarray | None = None,
-                         tip_mm: tuple[float, float] | None = None, systoles: list[float] | None = None) -> None:
+    def _update_evidence(self, tr: Track, ctx: FrameContext) -> None:
+        prep, t, pressed, tip_mm, systoles = ctx.prep, ctx.t_s, ctx.pressed, ctx.tip_mm, ctx.systoles
         # the lumen's own pulsation is read where nothing else moves its outline: no probe pressure, no foam in
         # it; the parts near the needle, under a shadow or under spreading foam are left out (the rest of the
         # wall still shows the pulse). The needle tip (or an out-of-plane needle's dot) within 2 mm pushes and
@@ -671,7 +687,7 @@ class Engine:
         touched = (tip_mm is not None and not tr.lumen.longitudinal
                    and tip_in_mask(prep, tr.mask, tip_mm, tol_mm=TIP_TOUCH_MM))
         disturbed = None
-        for extra in (near, below_foam, shadow):
+        for extra in (ctx.near, ctx.below_foam, ctx.shadow):
             if extra is not None:
                 disturbed = extra if disturbed is None else disturbed | extra
         if tr.seen_now and tr.foam_fill < 0.05 and self._needle_seen_t is None:
@@ -702,7 +718,7 @@ class Engine:
                                       walls=tr.walls, max_compressibility=tr.max_compressibility,
                                       echogenic_fraction=tr.echogenic_frames / max(1, tr.echogenic_frames
                                                                                    + tr.clear_frames),
-                                      systoles=systoles or ())
+                                      systoles=systoles)
         tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
         if not decided:
             tr.flip_since = None

@@ -160,8 +160,12 @@ class VesselTracker:
                     out.append(sub)
         return out
 
-    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float, *, exclude: np.ndarray | None = None
-               ) -> list[Track]:
+    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float, *, exclude: np.ndarray | None = None,
+               shadow: np.ndarray | None = None) -> list[Track]:
+        """Assign this frame's lumens to tracks; the tracks to report (seen now, or confirmed and coasting).
+
+        ``exclude``: the needle's mask (a needle cuts one lumen into fragments); ``shadow``: the frame's acoustic
+        shadows (a steady track under one is hidden, not gone, and coasts longer)."""
         shape = prep.shape
         lumens = self._split_over_tracks(lumens, prep)
         masks = [_lumen_full_mask(lum, shape) for lum in lumens]
@@ -219,7 +223,6 @@ class VesselTracker:
             self._next_id += 1
             self.tracks.append(tr)
         keep = []
-        shadow = prep._cache.get("acoustic_shadow")  # set by shadows.acoustic_shadow for this frame
         for tr in self.tracks:
             gap = t_s - tr.t_last_seen
             coast = MAX_COAST_S if tr.hits >= STEADY_HITS else MIN_COAST_S
