@@ -101,9 +101,9 @@ def test_closure_rules():
     tr.foam_fill, tr.spasm_now = 0.5, 0.3
     tr.seen_now = False
     assert closure(tr, 5.0) == (None, ())  # half full, in spasm, not seen: not decided
-    tr.max_compressibility = 0.1
+    tr.compression.max_compressibility = 0.1
     assert closure(tr, 5.0)[0] is True  # does not compress
-    tr.max_compressibility = 0.9
+    tr.compression.max_compressibility = 0.9
     assert closure(tr, 5.0)[0] is False  # collapses under the probe
     tr.kind = "artery"
     assert closure(tr, 5.0) == (None, ())

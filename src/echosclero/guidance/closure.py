@@ -45,11 +45,11 @@ def closure(tr: Track, t_s: float) -> tuple[bool | None, tuple[str, ...]]:
     n_echo = tr.echogenic_frames + tr.clear_frames
     if n_echo >= THROMBUS_MIN_FRAMES and tr.echogenic_frames >= THROMBUS_SHARE * n_echo:
         closed.append(f"lumen echogenic, thrombus ({tr.echogenic_frames}/{n_echo} frames)")
-    if tr.max_compressibility is not None:
-        if tr.max_compressibility < NONCOMPRESSIBLE_MAX:
-            closed.append(f"does not compress ({tr.max_compressibility:.2f} of its area)")
+    if tr.compression.max_compressibility is not None:
+        if tr.compression.max_compressibility < NONCOMPRESSIBLE_MAX:
+            closed.append(f"does not compress ({tr.compression.max_compressibility:.2f} of its area)")
         else:
-            open_.append(f"compresses ({tr.max_compressibility:.2f} of its area)")
+            open_.append(f"compresses ({tr.compression.max_compressibility:.2f} of its area)")
     if closed:
         if tr.spasm_now is not None and tr.spasm_now >= SPASM_EVIDENCE:
             closed.append(f"in spasm ({tr.spasm_now:.2f} of its diameter)")

@@ -350,7 +350,7 @@ class Engine:
         tip = np.array(needle_m.tip_mm) if needle_m is not None else None
         for tr in tracks:
             self._update_geometry(tr, ctx)
-            c = self._update_compression(tr, ctx)
+            c = tr.compression.update(tr, ctx)
             if c is not None:
                 comp_now[tr.id] = c
             self._update_evidence(tr, ctx)
@@ -375,7 +375,7 @@ class Engine:
             findings.append(VesselFinding(
                 id=tr.id, kind=tr.kind, center_mm=(cx, cz), diameter_mm=diameter,
                 area_mm2=tr.area_now_mm2,
-                compressibility=(tr.max_compressibility if tr.max_compressibility is not None else 0.0)
+                compressibility=(comp if (comp := tr.compression.max_compressibility) is not None else 0.0)
                 if self._pressed_once else None,
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
                 artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
@@ -555,31 +555,6 @@ class Engine:
                 z = float(prep.to_mm(np.percentile(ys, 98), 0)[1])
             tr.foam_front_mm = (float(x), float(z))
 
-    def _update_compression(self, tr: Track, ctx: FrameContext) -> float | None:
-        strain, pressed = ctx.strain, ctx.pressed
-        if not pressed:
-            tr.last_pressed_compressibility = None
-            if tr.seen_now and strain < 0.008 and tr.foam_fill < 0.05:
-                tr.rest_area_mm2 = tr.area_now_mm2 if tr.rest_area_mm2 is None else \
-                    0.8 * tr.rest_area_mm2 + 0.2 * tr.area_now_mm2
-            return None
-        if tr.rest_area_mm2 is None or tr.rest_area_mm2 <= 0:
-            return None
-        if tr.seen_now:
-            c = float(np.clip(1.0 - tr.area_now_mm2 / tr.rest_area_mm2, 0.0, 1.0))
-            tr.last_pressed_compressibility = c
-        elif tr.last_pressed_compressibility is not None and tr.last_pressed_compressibility >= 0.5:
-            # seen shrinking under the probe, now gone: collapsed
-            tr.area_now_mm2 = 0.0
-            tr.diameter_now_mm = 0.0
-            c = 1.0
-        else:
-            # lost under pressure without having been seen to shrink (the probe moved, an artery shifted
-            # aside): not evidence of collapse
-            return None
-        tr.max_compressibility = c if tr.max_compressibility is None else max(tr.max_compressibility, c)
-        return c
-
     @staticmethod
     def _pulse_width_mm(tr: Track, prep: Prepared, disturbed: np.ndarray | None) -> tuple[float, bool] | None:
         """Width of the lumen now, with sub-pixel precision, for the pulsatility series.
@@ -712,10 +687,11 @@ class Engine:
             tr.colour.append((t, cf))
         if tr.kind != "unknown" and not tr.seen_now:
             return  # coasting: nothing new to weigh, the decision stands
-        if tr.kind != "unknown" and (touched or tr.foam_fill >= 0.05 or pressed) and tr.max_compressibility is None:
+        if tr.kind != "unknown" and (touched or tr.foam_fill >= 0.05 or pressed) \
+                and tr.compression.max_compressibility is None:
             return  # the decision taken on the free vessel stands while the needle or foam deform it
         logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
-                                      walls=tr.walls, max_compressibility=tr.max_compressibility,
+                                      walls=tr.walls, max_compressibility=tr.compression.max_compressibility,
                                       echogenic_fraction=tr.echogenic_frames / max(1, tr.echogenic_frames
                                                                                    + tr.clear_frames),
                                       systoles=systoles)

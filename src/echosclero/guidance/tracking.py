@@ -22,6 +22,7 @@ import numpy as np
 
 from echosclero.guidance._masks import mask_bbox
 from echosclero.guidance._quantile import percentile
+from echosclero.guidance.compression_state import CompressionState
 from echosclero.guidance.foam import content_ratio, fill_fraction
 from echosclero.guidance.preprocess import Prepared
 from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
@@ -63,8 +64,7 @@ class Track:
     ref_area_mm2: float = 0.0
     ref_lumen: Lumen | None = None  # the lumen as last fully seen (no foam, no shadow)
     baseline_diameter_mm: float | None = None
-    rest_area_mm2: float | None = None
-    max_compressibility: float | None = None
+    compression: CompressionState = field(default_factory=CompressionState)  # the compression test's evidence
     area_now_mm2: float = 0.0
     diameter_now_mm: float = 0.0
     foam_fill: float = 0.0
@@ -86,7 +86,6 @@ class Track:
     kind: str = "unknown"
     flip_since: float | None = None  # contrary decisive evidence seen since (s), see Engine._update_evidence
     tip_near_t: float | None = None  # last time (s) the needle tip was near this lumen (a source of foam)
-    last_pressed_compressibility: float | None = None  # during the current compression, while still seen
     echogenic_frames: int = 0  # frames the lumen was found filled with echoes (thrombus), outside injections
     clear_frames: int = 0
     seen_now: bool = True
