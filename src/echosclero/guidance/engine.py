@@ -18,9 +18,9 @@ import numpy as np
 from echosclero._runtime import tune_allocator
 from echosclero.frames import Frame
 from echosclero.guidance._masks import mask_bbox
-from echosclero.guidance._quantile import median, percentile
+from echosclero.guidance._quantile import median
 from echosclero.guidance.alerts import evaluate_alerts
-from echosclero.guidance.classify import artery_logit, systole_times
+from echosclero.guidance.classify import systole_times
 from echosclero.guidance.closure import closure
 from echosclero.guidance.context import FrameContext
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
@@ -37,13 +37,7 @@ from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
 from echosclero.guidance.preprocess import Prepared, prepare
 from echosclero.guidance.shadows import acoustic_shadow
-from echosclero.guidance.tracking import (
-    Track,
-    VesselTracker,
-    colour_fraction,
-    foam_measure,
-    wall_ratio,
-)
+from echosclero.guidance.tracking import Track, VesselTracker, foam_measure
 from echosclero.guidance.vessels import (
     detect_learned_lumens,
     detect_lumens,
@@ -53,13 +47,6 @@ from echosclero.guidance.vessels import (
 
 __all__ = ["Engine", "EngineConfig"]
 
-#: Contrary decisive evidence must last this long (s) before a decided vessel changes kind, so a transient
-#: deformation (a needle, a probe shift) does not flip it: to vein, longer than the pulse window (a glitch
-#: stays in it that long); to artery sooner, because an artery taken for a vein silences TIP_IN_ARTERY.
-FLIP_TO_VEIN_S = 1.5
-FLIP_TO_ARTERY_S = 0.75
-#: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
-TIP_TOUCH_MM = 2.0
 #: TIP_IN_ARTERY needs the tip this far (mm) inside the artery's lumen: a tip found on the wall is not in it.
 TIP_CLEAR_OF_WALL_MM = 0.3
 #: Foam is growing (sclerosant entering now) when its fill rose by this much over the last readings (8 frames).
@@ -85,22 +72,10 @@ FOAM_FIRST_LAYER_MAX = 0.3
 #: median of the last SPASM_MEDIAN_FRAMES readings (speckle moves the edge by a pixel from frame to frame).
 SPASM_READ_FILL = 0.5
 SPASM_MEDIAN_FRAMES = 5
-#: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
-#: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
-MAX_PULSE_STEP = 0.12
-#: A pulse moves a long-axis lumen's whole wall; where the columns read twice running disagree by more than this
-#: (interquartile range of their height changes, mm: one working pixel) part of the outline moved instead (the
-#: needle nearing, the outline catching a piece of wall at a bend): that reading starts the series again. On our
-#: simulator's long-axis scenes (foam_deep_junction, ssv_longitudinal, seeds 5001-5002) the range is 0.01-0.08 mm
-#: (90th percentile) from frame to frame, and 0.4 mm at the bend glitch of foam_deep_junction seed 5001 that gave a
-#: 4.5 % "pulse" (the vein called an artery 0.2 s after the needle appeared; TIP_IN_ARTERY for 90 frames).
-LONG_AXIS_PART_MOVED_MM = 0.2
 #: The resting outline of a lumen follows its detection while the area stays within these factors of it: a
 #: lumen partly hidden (smaller) or merged with a neighbour or a shadow (bigger) does not replace it.
 REF_SHRINK_MIN = 0.6
 REF_GROW_MAX = 1.4
-#: The wall echogenicity cue changes slowly: sampled at most this often (s).
-WALL_EVERY_S = 0.25
 #: An artery whose pulse scores this much (2-5 for a 5-10 % swing) times the systoles for the other vessels.
 REFERENCE_PULSE_SCORE = 2.0
 
@@ -236,7 +211,7 @@ class Engine:
         t, mm_per_px = ctx.t_s, ctx.prep.mm_per_px_x
         if tr.tip_near_t is not None and t - tr.tip_near_t <= self.config.injection_window_s:
             return True
-        if tr.kind == "artery":
+        if tr.kind_state.kind == "artery":
             return False
         if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and tr.foam_pending_first <= FOAM_FIRST_LAYER_MAX
                 and t - tr.t_first >= FOAM_STEADY_S
@@ -245,7 +220,7 @@ class Engine:
         sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
         if not sources:
             return False
-        if tr.kind == "vein":
+        if tr.kind_state.kind == "vein":
             return True
         mine = tr.ref_mask if tr.ref_mask is not None else tr.mask
         box = mask_bbox(mine)
@@ -275,7 +250,7 @@ class Engine:
         ctx = self._measure(prep, float(frame.t_s))
         lumens = self._detect_lumens(ctx)
         tracks = self.vessels.update(lumens, prep, ctx.t_s, exclude=ctx.exclude, shadow=ctx.shadow)
-        systoles = self._systoles(tracks, ctx.t_s) if any(tr.kind == "unknown" for tr in tracks) else ()
+        systoles = self._systoles(tracks, ctx.t_s) if any(tr.kind_state.kind == "unknown" for tr in tracks) else ()
         ctx = ctx.after_tracking(below_foam=self._below_foam(prep.shape), systoles=systoles)
         return self._report(frame, ctx, tracks, t0)
 
@@ -353,7 +328,7 @@ class Engine:
             c = tr.compression.update(tr, ctx)
             if c is not None:
                 comp_now[tr.id] = c
-            self._update_evidence(tr, ctx)
+            tr.kind_state.update(tr, ctx, needle_ever_seen=self._needle_seen_t is not None)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             in_lumen = contains and self._clear_of_wall(tr, prep, tip)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
@@ -368,17 +343,18 @@ class Engine:
                 continue  # a track coasting where this frame holds no echo data: not reported (still tracked)
             diameter = tr.diameter_now_mm
             closed, evidence = closure(tr, t)
-            if lum.longitudinal and tr.seen_now and tr.areas and tr.areas[-1][0] == t and tr.foam_fill < 0.05:
+            areas = tr.kind_state.areas
+            if lum.longitudinal and tr.seen_now and areas and areas[-1][0] == t and tr.foam_fill < 0.05:
                 # a long-axis lumen's width from the sub-pixel series measured this frame (mean soft height
                 # over its columns), not the distance transform's whole pixels: the pulse shows in it
-                diameter = 2.0 * math.sqrt(tr.areas[-1][1] / math.pi)
+                diameter = 2.0 * math.sqrt(areas[-1][1] / math.pi)
             findings.append(VesselFinding(
-                id=tr.id, kind=tr.kind, center_mm=(cx, cz), diameter_mm=diameter,
+                id=tr.id, kind=tr.kind_state.kind, center_mm=(cx, cz), diameter_mm=diameter,
                 area_mm2=tr.area_now_mm2,
                 compressibility=(comp if (comp := tr.compression.max_compressibility) is not None else 0.0)
                 if self._pressed_once else None,
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
-                artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
+                artery_probability=tr.kind_state.artery_probability, deep=cz >= cfg.deep_z_mm,
                 spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm, confidence=lum.confidence,
                 width_mm=lum.width_mm, depth_mm=lum.depth_mm, closed=closed, closed_evidence=evidence,
                 tip_in_lumen=bool(in_lumen)))
@@ -555,82 +531,6 @@ class Engine:
                 z = float(prep.to_mm(np.percentile(ys, 98), 0)[1])
             tr.foam_front_mm = (float(x), float(z))
 
-    @staticmethod
-    def _pulse_width_mm(tr: Track, prep: Prepared, disturbed: np.ndarray | None) -> tuple[float, bool] | None:
-        """Width of the lumen now, with sub-pixel precision, for the pulsatility series.
-
-        A binary mask moves in whole pixels (0.2 mm), about the size of an arterial pulse (5-10 % of 6 mm),
-        and along a straight long-axis wall every column flips at once; so each pixel near the edge counts
-        by where its grey lies between the lumen level and the wall level (a soft area).
-
-        Returns ``(width_mm, moved)``: ``moved`` when part of a long-axis lumen's outline moved and not its wall
-        (:data:`LONG_AXIS_PART_MOVED_MM`; the column heights of each reading are kept in ``Track.col_heights``).
-
-        ``disturbed``: where the needle, an acoustic shadow or spreading foam moves the grey for reasons of
-        its own. Transverse: the equivalent-circle diameter of the soft area; with part of the lumen
-        disturbed, the resting outline scaled by the ratio of the undisturbed part now to the same part of
-        the resting outline (the pulse moves the whole wall, so any part of it shows it). Long axis: the
-        mean soft height of the lumen over the central 80 % of the undisturbed columns it crosses.
-        """
-        lum = tr.lumen
-        rows, cols = prep.shape
-        r0, c0, r1, c1 = lum.bbox
-        pad = 2
-        a0, b0, a1, b1 = max(0, r0 - pad), max(0, c0 - pad), min(rows, r1 + pad), min(cols, c1 + pad)
-        dist = disturbed[a0:a1, b0:b1] if disturbed is not None else None
-        if not lum.longitudinal and (lum.occluded or (dist is not None and dist.any())):
-            if tr.ref_mask is None or tr.ref_lumen is None or tr.ref_mask.shape != prep.shape:
-                return None
-            free = ~disturbed if disturbed is not None else np.ones(prep.shape, bool)
-            visible_ref = np.count_nonzero(tr.ref_mask & free)
-            if visible_ref < 0.4 * np.count_nonzero(tr.ref_mask):
-                return None  # too little left in view to read the wall motion
-            return tr.ref_lumen.diameter_mm * math.sqrt(np.count_nonzero(tr.mask & free) / visible_ref), False
-        m = np.zeros((a1 - a0, b1 - b0), np.uint8)
-        m[r0 - a0:r1 - a0, c0 - b0:c1 - b0] = lum.mask
-        grown = cv2.dilate(m, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)).astype(bool)
-        inside = m.astype(bool)
-        ring = grown & ~inside
-        win = prep.ratio[a0:a1, b0:b1]
-        if dist is not None and dist.any():
-            # the levels from the undisturbed wall only: the needle's echo in the ring, or its shadow, would move
-            # them, and with them the soft edge all round the lumen
-            inside_lv, ring_lv = inside & ~dist, ring & ~dist
-            if np.count_nonzero(inside_lv) < 10 or np.count_nonzero(ring_lv) < 10:
-                return None
-        else:
-            inside_lv, ring_lv = inside, ring
-        if not ring_lv.any():
-            return None
-        lo = float(median(win[inside_lv]))
-        hi = float(percentile(win[ring_lv], 75))
-        if hi - lo < 0.1:
-            return None  # no edge contrast to interpolate on
-        soft = np.clip((hi - win) / (hi - lo), 0.0, 1.0) * grown
-        if lum.longitudinal:
-            cols_in = inside.any(axis=0)
-            if dist is not None:  # columns the needle, foam or a shadow disturb
-                cols_in &= ~dist.any(axis=0)
-            present = np.flatnonzero(cols_in)
-            if present.size < 10:
-                return None
-            cut = present.size // 10
-            used = present[cut:present.size - cut]
-            heights = soft.sum(axis=0) * np.float32(prep.mm_per_px_z)
-            now = float(heights[used].mean())
-            prof = np.full(cols, np.nan, np.float32)
-            prof[b0 + used] = heights[used]
-            ref, tr.col_heights = tr.col_heights, prof
-            if ref is not None and ref.shape[0] == cols:
-                d = prof[b0 + used] - ref[b0 + used]
-                d = d[np.isfinite(d)]
-                if d.size >= 10:
-                    q25, q75 = (float(v) for v in np.percentile(d, (25, 75)))
-                    if q75 - q25 > LONG_AXIS_PART_MOVED_MM:
-                        return now, True  # part of the outline moved, not the wall
-            return now, False
-        return 2.0 * math.sqrt(float(soft.sum()) * prep.mm_per_px_x * prep.mm_per_px_z / math.pi), False
-
     def _below_foam(self, shape: tuple[int, int]) -> np.ndarray | None:
         """Where the image lies under a lumen holding foam (as of the last frame): the foam's echoes and its
         shadow change the grey there as it spreads, which is not the wall motion of the vessels below."""
@@ -649,63 +549,9 @@ class Engine:
         """Systolic peak times (s) shown by the clearly pulsing arteries in view: the cardiac clock of this image."""
         out: list[float] = []
         for tr in tracks:
-            if tr.kind == "artery" and tr.seen_now:
-                out += systole_times(tr.areas, t, min_score=REFERENCE_PULSE_SCORE)
+            if tr.kind_state.kind == "artery" and tr.seen_now:
+                out += systole_times(tr.kind_state.areas, t, min_score=REFERENCE_PULSE_SCORE)
         return tuple(out)
-
-    def _update_evidence(self, tr: Track, ctx: FrameContext) -> None:
-        prep, t, pressed, tip_mm, systoles = ctx.prep, ctx.t_s, ctx.pressed, ctx.tip_mm, ctx.systoles
-        # the lumen's own pulsation is read where nothing else moves its outline: no probe pressure, no foam in
-        # it; the parts near the needle, under a shadow or under spreading foam are left out (the rest of the
-        # wall still shows the pulse). The needle tip (or an out-of-plane needle's dot) within 2 mm pushes and
-        # rings on the wall itself: the series then pauses
-        touched = (tip_mm is not None and not tr.lumen.longitudinal
-                   and tip_in_mask(prep, tr.mask, tip_mm, tol_mm=TIP_TOUCH_MM))
-        disturbed = None
-        for extra in (ctx.near, ctx.below_foam, ctx.shadow):
-            if extra is not None:
-                disturbed = extra if disturbed is None else disturbed | extra
-        if tr.seen_now and tr.foam_fill < 0.05 and self._needle_seen_t is None:
-            tr.echogenic_frames += tr.lumen.echogenic  # thrombus-filled, found by its wall (not foam)
-            tr.clear_frames += not tr.lumen.echogenic
-        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not touched:
-            # (a needle within 2 mm of a transverse lumen: its echoes and ring-down move the outline; the
-            # series pauses and resumes once it is clear)
-            reading = self._pulse_width_mm(tr, prep, disturbed)
-            width, moved = reading if reading is not None else (0.0, False)
-            if width > 0.0:  # (none of the lumen left undisturbed: no reading)
-                if tr.areas and (moved or abs(width / (2.0 * math.sqrt(tr.areas[-1][1] / math.pi)) - 1.0)
-                                 > MAX_PULSE_STEP):
-                    tr.areas.clear()  # a jump no pulse makes between two frames: the segmentation changed
-                tr.areas.append((t, math.pi * (0.5 * width) ** 2))  # width series, any view
-            if not tr.walls or t - tr.walls[-1][0] >= WALL_EVERY_S:
-                tr.walls.append((t, wall_ratio(prep, tr.mask)))
-        elif tr.foam_fill >= 0.05:
-            tr.areas.clear()  # foam and spasm change the lumen: start again once free
-        cf = colour_fraction(prep, tr.mask if tr.seen_now else (tr.ref_mask if tr.ref_mask is not None else tr.mask))
-        if cf is not None and not pressed:
-            tr.colour.append((t, cf))
-        if tr.kind != "unknown" and not tr.seen_now:
-            return  # coasting: nothing new to weigh, the decision stands
-        if tr.kind != "unknown" and (touched or tr.foam_fill >= 0.05 or pressed) \
-                and tr.compression.max_compressibility is None:
-            return  # the decision taken on the free vessel stands while the needle or foam deform it
-        logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
-                                      walls=tr.walls, max_compressibility=tr.compression.max_compressibility,
-                                      echogenic_fraction=tr.echogenic_frames / max(1, tr.echogenic_frames
-                                                                                   + tr.clear_frames),
-                                      systoles=systoles)
-        tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
-        if not decided:
-            tr.flip_since = None
-            return
-        kind = "artery" if logit > 0 else "vein"
-        if tr.kind == "unknown" or kind == tr.kind:
-            tr.kind, tr.flip_since = kind, None
-        elif tr.flip_since is None:
-            tr.flip_since = t  # a vessel does not change kind: the contrary evidence must persist
-        elif t - tr.flip_since >= (FLIP_TO_ARTERY_S if kind == "artery" else FLIP_TO_VEIN_S):
-            tr.kind, tr.flip_since = kind, None
 
     @staticmethod
     def _clear_of_wall(tr: Track, prep: Prepared, tip: np.ndarray) -> bool:

@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from echosclero.guidance._masks import mask_bbox
-from echosclero.guidance._quantile import percentile
 from echosclero.guidance.compression_state import CompressionState
 from echosclero.guidance.foam import content_ratio, fill_fraction
+from echosclero.guidance.kind_state import KindState
 from echosclero.guidance.preprocess import Prepared
 from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
 
@@ -77,17 +77,8 @@ class Track:
     foam_width_ref: float | None = None  # width of the foam-filled lumen when its fill first passed a half (mm)
     foam_widths: deque = field(default_factory=lambda: deque(maxlen=32))  # foam widths read (mm), see Engine
     spasm_now: float | None = None  # relative diameter loss against the pre-injection baseline
-    # evidence histories: (t_s, value)
-    areas: deque = field(default_factory=lambda: deque(maxlen=128))
-    col_heights: np.ndarray | None = None  # long axis: soft lumen height per image column at the last width reading
-    colour: deque = field(default_factory=lambda: deque(maxlen=128))
-    walls: deque = field(default_factory=lambda: deque(maxlen=128))
-    artery_probability: float = 0.5
-    kind: str = "unknown"
-    flip_since: float | None = None  # contrary decisive evidence seen since (s), see Engine._update_evidence
+    kind_state: KindState = field(default_factory=KindState)  # vein or artery, and the evidence behind it
     tip_near_t: float | None = None  # last time (s) the needle tip was near this lumen (a source of foam)
-    echogenic_frames: int = 0  # frames the lumen was found filled with echoes (thrombus), outside injections
-    clear_frames: int = 0
     seen_now: bool = True
 
     @property
@@ -256,32 +247,6 @@ def ignore_free(masks: list[np.ndarray], js: list[int], exclude: np.ndarray | No
         return True
     grown = cv2.dilate(exclude.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return not any(np.any(masks[j] & grown) for j in js)
-
-
-def wall_ratio(prep: Prepared, mask: np.ndarray) -> float:
-    """Median grey / tissue level in a ring 0.2-1.0 mm outside the lumen (vessel wall echogenicity)."""
-    k_in = max(1, int(round(0.2 / prep.mm_per_px_x)))
-    k_out = max(2, int(round(1.0 / prep.mm_per_px_x)))
-    box = mask_bbox(mask)
-    if box is None:
-        return float("nan")
-    r0, r1 = max(0, box[0] - k_out - 1), min(mask.shape[0], box[1] + k_out + 1)
-    c0, c1 = max(0, box[2] - k_out - 1), min(mask.shape[1], box[3] + k_out + 1)
-    sub = mask[r0:r1, c0:c1].astype(np.uint8)
-    outer = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_out + 1, 2 * k_out + 1)))
-    inner = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_in + 1, 2 * k_in + 1)))
-    ring = (outer > 0) & (inner == 0)
-    if not ring.any():
-        return float("nan")
-    ratio = prep.small[r0:r1, c0:c1][ring] / prep.background[r0:r1, c0:c1][ring]
-    return float(percentile(ratio, 75))
-
-
-def colour_fraction(prep: Prepared, mask: np.ndarray) -> float | None:
-    if prep.colour_small is None:
-        return None
-    vals = prep.colour_small[mask]
-    return float(vals.mean()) if vals.size else 0.0
 
 
 def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None, shade: np.ndarray | None = None
