@@ -122,22 +122,30 @@ def test_compression_test_calls_vessels_right():
     assert n > 100 and ok / n >= 0.95, f"kind accuracy {ok}/{n}"
 
 
-def test_artery_lost_under_pressure_is_not_compressible():
-    from echosclero.guidance.engine import Engine as E
+def _pressed(strain):
+    """The frame context fields the compression rule reads: the probe pressing with this strain."""
+    from types import SimpleNamespace
 
-    eng = E()
+    return SimpleNamespace(strain=strain, pressed=True)
+
+
+def test_artery_lost_under_pressure_is_not_compressible():
+    from echosclero.guidance.compression_state import CompressionState
+
+    state = CompressionState(rest_area_mm2=28.0)
     track = type("T", (), {})()
-    track.seen_now, track.rest_area_mm2, track.area_now_mm2 = True, 28.0, 27.0
-    track.foam_fill, track.last_pressed_compressibility, track.max_compressibility = 0.0, None, None
+    track.seen_now, track.area_now_mm2 = True, 27.0
+    track.foam_fill = 0.0
     track.diameter_now_mm = 6.0
-    assert eng._update_compression(track, 0.05, True) == pytest.approx(1 - 27 / 28)
+    assert state.update(track, _pressed(0.05)) == pytest.approx(1 - 27 / 28)
     track.seen_now = False  # gone without having shrunk: no evidence
-    assert eng._update_compression(track, 0.06, True) is None
-    assert track.max_compressibility == pytest.approx(1 - 27 / 28)
-    track.seen_now, track.area_now_mm2, track.last_pressed_compressibility = True, 8.0, None
-    eng._update_compression(track, 0.07, True)
+    assert state.update(track, _pressed(0.06)) is None
+    assert state.max_compressibility == pytest.approx(1 - 27 / 28)
+    track.seen_now, track.area_now_mm2, state.last_pressed_compressibility = True, 8.0, None
+    state.update(track, _pressed(0.07))
     track.seen_now = False  # seen shrinking to < half, then gone: collapsed
-    assert eng._update_compression(track, 0.08, True) == 1.0
+    assert state.update(track, _pressed(0.08)) == 1.0
+    assert track.area_now_mm2 == 0.0
 
 
 def test_brief_narrowing_is_not_a_pulse():

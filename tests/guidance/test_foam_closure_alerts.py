@@ -92,7 +92,7 @@ def _lumen():
 
 def test_closure_rules():
     tr = Track(id="V1", mask=np.zeros((4, 4), bool), lumen=_lumen(), t_first=0.0, t_last_seen=5.0)
-    tr.kind = "vein"
+    tr.kind_state.kind = "vein"
     assert closure(tr, 0.5) == (None, ())  # too briefly seen
     assert closure(tr, 5.0)[0] is False  # seen anechoic: open
     tr.foam_fill, tr.spasm_now = 0.95, 0.3
@@ -101,11 +101,11 @@ def test_closure_rules():
     tr.foam_fill, tr.spasm_now = 0.5, 0.3
     tr.seen_now = False
     assert closure(tr, 5.0) == (None, ())  # half full, in spasm, not seen: not decided
-    tr.max_compressibility = 0.1
+    tr.compression.max_compressibility = 0.1
     assert closure(tr, 5.0)[0] is True  # does not compress
-    tr.max_compressibility = 0.9
+    tr.compression.max_compressibility = 0.9
     assert closure(tr, 5.0)[0] is False  # collapses under the probe
-    tr.kind = "artery"
+    tr.kind_state.kind = "artery"
     assert closure(tr, 5.0) == (None, ())
 
 

@@ -36,20 +36,20 @@ MIN_TRACKED_S = 1.0
 def closure(tr: Track, t_s: float) -> tuple[bool | None, tuple[str, ...]]:
     """``(closed, evidence)`` for one tracked vessel at time ``t_s``: True (occluded), False (open) or None
     (an artery, a vessel too briefly seen, or no evidence either way), with the findings that decided it."""
-    if tr.kind == "artery" or t_s - tr.t_first < MIN_TRACKED_S:
+    if tr.kind_state.kind == "artery" or t_s - tr.t_first < MIN_TRACKED_S:
         return None, ()
     closed: list[str] = []
     open_: list[str] = []
     if tr.foam_fill >= CLOSED_FILL:
         closed.append(f"lumen filled with echogenic foam ({min(1.0, tr.foam_fill):.2f})")
-    n_echo = tr.echogenic_frames + tr.clear_frames
-    if n_echo >= THROMBUS_MIN_FRAMES and tr.echogenic_frames >= THROMBUS_SHARE * n_echo:
-        closed.append(f"lumen echogenic, thrombus ({tr.echogenic_frames}/{n_echo} frames)")
-    if tr.max_compressibility is not None:
-        if tr.max_compressibility < NONCOMPRESSIBLE_MAX:
-            closed.append(f"does not compress ({tr.max_compressibility:.2f} of its area)")
+    n_echo = tr.kind_state.echogenic_frames + tr.kind_state.clear_frames
+    if n_echo >= THROMBUS_MIN_FRAMES and tr.kind_state.echogenic_frames >= THROMBUS_SHARE * n_echo:
+        closed.append(f"lumen echogenic, thrombus ({tr.kind_state.echogenic_frames}/{n_echo} frames)")
+    if tr.compression.max_compressibility is not None:
+        if tr.compression.max_compressibility < NONCOMPRESSIBLE_MAX:
+            closed.append(f"does not compress ({tr.compression.max_compressibility:.2f} of its area)")
         else:
-            open_.append(f"compresses ({tr.max_compressibility:.2f} of its area)")
+            open_.append(f"compresses ({tr.compression.max_compressibility:.2f} of its area)")
     if closed:
         if tr.spasm_now is not None and tr.spasm_now >= SPASM_EVIDENCE:
             closed.append(f"in spasm ({tr.spasm_now:.2f} of its diameter)")

@@ -18,10 +18,11 @@ import numpy as np
 from echosclero._runtime import tune_allocator
 from echosclero.frames import Frame
 from echosclero.guidance._masks import mask_bbox
-from echosclero.guidance._quantile import median, percentile
+from echosclero.guidance._quantile import median
 from echosclero.guidance.alerts import evaluate_alerts
-from echosclero.guidance.classify import artery_logit, systole_times
+from echosclero.guidance.classify import systole_times
 from echosclero.guidance.closure import closure
+from echosclero.guidance.context import FrameContext
 from echosclero.guidance.findings import Alert, FoamFinding, FrameResult, NeedleFinding, VesselFinding
 from echosclero.guidance.foam import (
     content_ratio,
@@ -36,13 +37,7 @@ from echosclero.guidance.lumen_net import LumenNet
 from echosclero.guidance.needle import NeedleMeasurement, NeedleTracker, detect_needle
 from echosclero.guidance.preprocess import Prepared, prepare
 from echosclero.guidance.shadows import acoustic_shadow
-from echosclero.guidance.tracking import (
-    Track,
-    VesselTracker,
-    colour_fraction,
-    foam_measure,
-    wall_ratio,
-)
+from echosclero.guidance.tracking import Track, VesselTracker, foam_measure
 from echosclero.guidance.vessels import (
     detect_learned_lumens,
     detect_lumens,
@@ -52,13 +47,6 @@ from echosclero.guidance.vessels import (
 
 __all__ = ["Engine", "EngineConfig"]
 
-#: Contrary decisive evidence must last this long (s) before a decided vessel changes kind, so a transient
-#: deformation (a needle, a probe shift) does not flip it: to vein, longer than the pulse window (a glitch
-#: stays in it that long); to artery sooner, because an artery taken for a vein silences TIP_IN_ARTERY.
-FLIP_TO_VEIN_S = 1.5
-FLIP_TO_ARTERY_S = 0.75
-#: A needle tip this close (mm) to a transverse lumen deforms its outline: its pulse series pauses.
-TIP_TOUCH_MM = 2.0
 #: TIP_IN_ARTERY needs the tip this far (mm) inside the artery's lumen: a tip found on the wall is not in it.
 TIP_CLEAR_OF_WALL_MM = 0.3
 #: Foam is growing (sclerosant entering now) when its fill rose by this much over the last readings (8 frames).
@@ -84,22 +72,10 @@ FOAM_FIRST_LAYER_MAX = 0.3
 #: median of the last SPASM_MEDIAN_FRAMES readings (speckle moves the edge by a pixel from frame to frame).
 SPASM_READ_FILL = 0.5
 SPASM_MEDIAN_FRAMES = 5
-#: Largest frame-to-frame change of lumen width (relative) that is read as wall motion; an arterial diameter
-#: swings 5-10 % over a whole cycle, so a bigger jump is a change of segmentation (a fragment, a merge).
-MAX_PULSE_STEP = 0.12
-#: A pulse moves a long-axis lumen's whole wall; where the columns read twice running disagree by more than this
-#: (interquartile range of their height changes, mm: one working pixel) part of the outline moved instead (the
-#: needle nearing, the outline catching a piece of wall at a bend): that reading starts the series again. On our
-#: simulator's long-axis scenes (foam_deep_junction, ssv_longitudinal, seeds 5001-5002) the range is 0.01-0.08 mm
-#: (90th percentile) from frame to frame, and 0.4 mm at the bend glitch of foam_deep_junction seed 5001 that gave a
-#: 4.5 % "pulse" (the vein called an artery 0.2 s after the needle appeared; TIP_IN_ARTERY for 90 frames).
-LONG_AXIS_PART_MOVED_MM = 0.2
 #: The resting outline of a lumen follows its detection while the area stays within these factors of it: a
 #: lumen partly hidden (smaller) or merged with a neighbour or a shadow (bigger) does not replace it.
 REF_SHRINK_MIN = 0.6
 REF_GROW_MAX = 1.4
-#: The wall echogenicity cue changes slowly: sampled at most this often (s).
-WALL_EVERY_S = 0.25
 #: An artery whose pulse scores this much (2-5 for a 5-10 % swing) times the systoles for the other vessels.
 REFERENCE_PULSE_SCORE = 2.0
 
@@ -218,7 +194,7 @@ class Engine:
         """The probe has not compressed the tissue for ``for_s`` seconds."""
         return self._still_since is not None and t - self._still_since >= for_s
 
-    def _may_start_foam(self, tr: Track, t: float, mm_per_px: float) -> bool:
+    def _may_start_foam(self, tr: Track, ctx: FrameContext) -> bool:
         """Can foam appear in this lumen now?
 
         * where the needle tip came within :data:`FOAM_SOURCE_MM` in the last
@@ -232,18 +208,19 @@ class Engine:
           out of the plane). An undecided lumen away from the foam gets none: noise in a deep lumen is not
           foam.
         """
+        t, mm_per_px = ctx.t_s, ctx.prep.mm_per_px_x
         if tr.tip_near_t is not None and t - tr.tip_near_t <= self.config.injection_window_s:
             return True
-        if tr.kind == "artery":
+        if tr.kind_state.kind == "artery":
             return False
         if (tr.foam_pending >= FOAM_CONFIRM_FRAMES and tr.foam_pending_first <= FOAM_FIRST_LAYER_MAX
                 and t - tr.t_first >= FOAM_STEADY_S
-                and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and self._still(t, FOAM_STILL_S)):
+                and (tr.foam_baseline or 0.0) <= FOAM_CLEAR_BEFORE and ctx.probe_still):
             return True  # foam with no needle in view: a steady, still, anechoic lumen taking a layer of echoes
         sources = [o for o in self.vessels.tracks if o is not tr and o.foam_fill >= self.config.min_foam_fill]
         if not sources:
             return False
-        if tr.kind == "vein":
+        if tr.kind_state.kind == "vein":
             return True
         mine = tr.ref_mask if tr.ref_mask is not None else tr.mask
         box = mask_bbox(mine)
@@ -264,6 +241,21 @@ class Engine:
     def process(self, frame: Frame) -> FrameResult:
         """Analyse one frame (frames of one cine in order; call :meth:`reset` between cines)."""
         t0 = time.perf_counter()
+        prep = self._prepare(frame)
+        if not prep.usable:
+            return FrameResult(index=frame.index, t_s=float(frame.t_s), status=prep.reason,
+                               alerts=(Alert("FRAME_UNUSABLE", "info", f"frame {frame.index}: {prep.reason}, "
+                                             "nothing analysed"),),
+                               processing_ms=(time.perf_counter() - t0) * 1e3)
+        ctx = self._measure(prep, float(frame.t_s))
+        lumens = self._detect_lumens(ctx)
+        tracks = self.vessels.update(lumens, prep, ctx.t_s, exclude=ctx.exclude, shadow=ctx.shadow)
+        systoles = self._systoles(tracks, ctx.t_s) if any(tr.kind_state.kind == "unknown" for tr in tracks) else ()
+        ctx = ctx.after_tracking(below_foam=self._below_foam(prep.shape), systoles=systoles)
+        return self._report(frame, ctx, tracks, t0)
+
+    def _prepare(self, frame: Frame) -> Prepared:
+        """The prepared frame; tracked state is forgotten when time goes back or the geometry changes."""
         if self._last_t is not None and frame.t_s < self._last_t:
             self.reset()  # time went back: another cine
         prep = prepare(frame, footprint_cache=self.footprint)
@@ -271,12 +263,10 @@ class Engine:
             self.reset()  # a new geometry: nothing tracked can carry over
         self._shape = prep.shape
         self._last_t = frame.t_s
-        t = float(frame.t_s)
-        if not prep.usable:
-            return FrameResult(index=frame.index, t_s=t, status=prep.reason,
-                               alerts=(Alert("FRAME_UNUSABLE", "info", f"frame {frame.index}: {prep.reason}, "
-                                             "nothing analysed"),),
-                               processing_ms=(time.perf_counter() - t0) * 1e3)
+        return prep
+
+    def _measure(self, prep: Prepared, t: float) -> FrameContext:
+        """The frame's context: needle, its masks, acoustic shadow, probe compression (once per frame)."""
         cfg = self.config
         meas = detect_needle(prep, prior=self.needle.last)
         needle_m, needle_lost = self.needle.update(meas, t)
@@ -284,13 +274,34 @@ class Engine:
             self._needle_seen_t = t
         exclude = self._needle_mask(prep, needle_m) if needle_m is not None else None
         shadow = acoustic_shadow(prep)
+        strain = self.strain.update(prep)
+        pressed = strain >= cfg.pressed_strain
+        if strain > STILL_STRAIN:
+            self._still_since = None
+        elif self._still_since is None:
+            self._still_since = t
+        if pressed:
+            self._pressed_once = True
+        near = None
+        if exclude is not None:
+            k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
+            near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+        # foam is read (and the needle's shade needed) only with the probe at rest
+        shade = needle_shade(prep, needle_m, exclude) if needle_m is not None and not pressed else exclude
+        return FrameContext(prep=prep, t_s=t, needle=needle_m, needle_detected=meas, needle_lost=needle_lost,
+                            exclude=exclude, near=near, needle_shade=shade, shadow=shadow, strain=strain,
+                            pressed=pressed, probe_still=self._still(t, FOAM_STILL_S))
+
+    def _detect_lumens(self, ctx: FrameContext) -> list:
+        """Lumens of this frame: by contrast, by the lumen network, by their walls; inside the imaged area."""
+        prep, exclude, shadow = ctx.prep, ctx.exclude, ctx.shadow
         known = self.vessels.known_mask(prep.shape)
         lumens = detect_lumens(prep, ignore=exclude, shadow=shadow, keep=known)
         if self.net is not None:
             below_foam = self._below_foam(prep.shape)
             prob = self.net.probability(prep.small, prep.imaged)
             # while injecting, the needle's shadow and what lies under foam are dark without blood
-            hidden = shadow if needle_m is not None else None
+            hidden = shadow if ctx.needle is not None else None
             if below_foam is not None:
                 hidden = below_foam if hidden is None else hidden | below_foam
             learned = detect_learned_lumens(prep, prob, ignore=exclude, half_way=False)
@@ -301,34 +312,23 @@ class Engine:
             taken[r0:r1, c0:c1] |= lum.mask
         lumens += detect_walled_lumens(prep, taken=taken | shadow)
         # nothing is reported outside the imaged area (black background, text, the deep no-signal region)
-        lumens = [lum for lum in lumens if inside(prep.imaged, *prep.to_px(*lum.center_mm))]
-        tracks = self.vessels.update(lumens, prep, t, exclude=exclude)
-        strain = self.strain.update(prep)
-        pressed = strain >= cfg.pressed_strain
-        if strain > STILL_STRAIN:
-            self._still_since = None
-        elif self._still_since is None:
-            self._still_since = t
-        if pressed:
-            self._pressed_once = True
+        return [lum for lum in lumens if inside(prep.imaged, *prep.to_px(*lum.center_mm))]
+
+    def _report(self, frame: Frame, ctx: FrameContext, tracks: list[Track], t0: float) -> FrameResult:
+        """Update each track's evidence and report the frame: vessels, needle, foam, alerts."""
+        cfg = self.config
+        prep, t, needle_m, strain, pressed = ctx.prep, ctx.t_s, ctx.needle, ctx.strain, ctx.pressed
         findings: list[VesselFinding] = []
         foam: list[FoamFinding] = []
         growing: set[str] = set()
         comp_now: dict[str, float] = {}
         tip = np.array(needle_m.tip_mm) if needle_m is not None else None
-        near = None
-        if exclude is not None:
-            k = max(3, int(round(2.0 / prep.mm_per_px_x)) | 1)
-            near = cv2.dilate(exclude.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-        below_foam = self._below_foam(prep.shape)
-        systoles = self._systoles(tracks, t) if any(tr.kind == "unknown" for tr in tracks) else []
         for tr in tracks:
-            self._update_geometry(tr, prep, exclude, t, needle_m, pressed)
-            c = self._update_compression(tr, strain, pressed)
+            self._update_geometry(tr, ctx)
+            c = tr.compression.update(tr, ctx)
             if c is not None:
                 comp_now[tr.id] = c
-            self._update_evidence(tr, prep, t, pressed, near, shadow, below_foam,
-                                  needle_m.tip_mm if needle_m is not None else None, systoles)
+            tr.kind_state.update(tr, ctx, needle_ever_seen=self._needle_seen_t is not None)
             contains = tip is not None and self._contains(tr, prep, tip, needle_m)
             in_lumen = contains and self._clear_of_wall(tr, prep, tip)
             # partly hidden (shadow) or filled (foam): report the outline as last seen free
@@ -343,17 +343,18 @@ class Engine:
                 continue  # a track coasting where this frame holds no echo data: not reported (still tracked)
             diameter = tr.diameter_now_mm
             closed, evidence = closure(tr, t)
-            if lum.longitudinal and tr.seen_now and tr.areas and tr.areas[-1][0] == t and tr.foam_fill < 0.05:
+            areas = tr.kind_state.areas
+            if lum.longitudinal and tr.seen_now and areas and areas[-1][0] == t and tr.foam_fill < 0.05:
                 # a long-axis lumen's width from the sub-pixel series measured this frame (mean soft height
                 # over its columns), not the distance transform's whole pixels: the pulse shows in it
-                diameter = 2.0 * math.sqrt(tr.areas[-1][1] / math.pi)
+                diameter = 2.0 * math.sqrt(areas[-1][1] / math.pi)
             findings.append(VesselFinding(
-                id=tr.id, kind=tr.kind, center_mm=(cx, cz), diameter_mm=diameter,
+                id=tr.id, kind=tr.kind_state.kind, center_mm=(cx, cz), diameter_mm=diameter,
                 area_mm2=tr.area_now_mm2,
-                compressibility=(tr.max_compressibility if tr.max_compressibility is not None else 0.0)
+                compressibility=(comp if (comp := tr.compression.max_compressibility) is not None else 0.0)
                 if self._pressed_once else None,
                 contains_needle_tip=bool(contains), view="longitudinal" if lum.longitudinal else "transverse",
-                artery_probability=tr.artery_probability, deep=cz >= cfg.deep_z_mm,
+                artery_probability=tr.kind_state.artery_probability, deep=cz >= cfg.deep_z_mm,
                 spasm=spasm, coasting=not tr.seen_now, contour_mm=lum.contour_mm, confidence=lum.confidence,
                 width_mm=lum.width_mm, depth_mm=lum.depth_mm, closed=closed, closed_evidence=evidence,
                 tip_in_lumen=bool(in_lumen)))
@@ -364,13 +365,14 @@ class Engine:
                     growing.add(tr.id)
         compressed = pressed and any(v >= 0.8 for v in comp_now.values())
         needle_f = None
+        meas = ctx.needle_detected
         if needle_m is not None:
             needle_f = NeedleFinding(tip_mm=needle_m.tip_mm, entry_mm=needle_m.entry_mm, angle_deg=needle_m.angle_deg,
                                      confidence=needle_m.confidence, plane=needle_m.plane,  # type: ignore[arg-type]
                                      held=meas is None or meas.tip_mm != needle_m.tip_mm)
         vessels_t = tuple(findings)
         foam_t = tuple(foam)
-        alerts = evaluate_alerts(vessels_t, needle_f, foam_t, foam_growing=growing, needle_lost=needle_lost,
+        alerts = evaluate_alerts(vessels_t, needle_f, foam_t, foam_growing=growing, needle_lost=ctx.needle_lost,
                                  compressed=compressed)
         return FrameResult(index=frame.index, t_s=t, vessels=vessels_t, needle=needle_f, foam=foam_t, alerts=alerts,
                            compression_strain=strain, processing_ms=(time.perf_counter() - t0) * 1e3)
@@ -401,23 +403,13 @@ class Engine:
         cv2.circle(mask, p1, th, 1, -1)
         return mask.astype(bool)
 
-    def _needle_shade(self, prep: Prepared, exclude: np.ndarray | None,
-                      needle_m: NeedleMeasurement | None) -> np.ndarray | None:
-        """What the needle hides from the foam reading (computed once per frame)."""
-        if needle_m is None:
-            return exclude
-        cached = prep._cache.get("needle_shade")
-        if cached is None:
-            cached = prep._cache["needle_shade"] = needle_shade(prep, needle_m, exclude)
-        return cached
-
-    def _update_geometry(self, tr: Track, prep: Prepared, exclude: np.ndarray | None, t: float,
-                         needle_m: NeedleMeasurement | None, pressed: bool) -> None:
+    def _update_geometry(self, tr: Track, ctx: FrameContext) -> None:
+        prep, exclude, t, needle_m, pressed = ctx.prep, ctx.exclude, ctx.t_s, ctx.needle, ctx.pressed
         mmx, mmz = prep.mm_per_px_x, prep.mm_per_px_z
         px_area = mmx * mmz
         raw, bright = None, None
         if not pressed:
-            raw, bright = foam_measure(prep, tr, exclude, self._needle_shade(prep, exclude, needle_m))
+            raw, bright = foam_measure(prep, tr, exclude, ctx.needle_shade)
         if raw is None:
             # under probe pressure the lumen collapses inside its resting outline and the tissue now inside
             # that outline is not sclerosant; a lumen mostly hidden (needle, colour flow) cannot be read:
@@ -431,11 +423,11 @@ class Engine:
         if needle_m is not None and tr.ref_mask is not None and tip_in_mask(
                 prep, tr.ref_mask, needle_m.tip_mm, tol_mm=FOAM_SOURCE_MM):
             tr.tip_near_t = t
-        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, t, prep.mm_per_px_x):
+        if fill > 0 and tr.foam_fill < self.config.min_foam_fill and not self._may_start_foam(tr, ctx):
             # sclerosant only comes from an injection: echoes appearing in a lumen that no needle tip came near
             # in the last seconds, with no foam elsewhere to spread from, are the lumen collapsing (probe
             # pressure) or noise, not foam
-            if not self._still(t, FOAM_STILL_S):
+            if not ctx.probe_still:
                 tr.foam_pending = 0  # counted only once the probe has been still (a release moves tissue)
             else:
                 if tr.foam_pending == 0:
@@ -471,7 +463,7 @@ class Engine:
                 (needle_m is not None and tip_in_mask(prep, tr.ref_mask, needle_m.tip_mm))
                 or lost_to_echoes(prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level))
                 or any(o.foam_fill >= self.config.min_foam_fill for o in self.vessels.tracks))
-                or (not injecting and self._still(t, FOAM_STILL_S) and lost_to_echoes(
+                or (not injecting and ctx.probe_still and lost_to_echoes(
                     prep, tr.ref_mask, tr.mask, exclude, ratio=content_ratio(tr.lumen_level),
                     from_top=not lum.longitudinal)))
             # (a detection much bigger than the outline known is a merge with a neighbour or with a shadow: a
@@ -514,7 +506,7 @@ class Engine:
             # its width when the vein was first half full, times the diameter before the injection
             width = None
             if fill >= SPASM_READ_FILL and not pressed:
-                width = foam_width_mm(prep, ref, self._needle_shade(prep, exclude, needle_m))
+                width = foam_width_mm(prep, ref, ctx.needle_shade)
             if width is not None:
                 tr.foam_widths.append(width)
                 if tr.foam_width_ref is None and len(tr.foam_widths) >= 3:
@@ -539,106 +531,6 @@ class Engine:
                 z = float(prep.to_mm(np.percentile(ys, 98), 0)[1])
             tr.foam_front_mm = (float(x), float(z))
 
-    def _update_compression(self, tr: Track, strain: float, pressed: bool) -> float | None:
-        if not pressed:
-            tr.last_pressed_compressibility = None
-            if tr.seen_now and strain < 0.008 and tr.foam_fill < 0.05:
-                tr.rest_area_mm2 = tr.area_now_mm2 if tr.rest_area_mm2 is None else \
-                    0.8 * tr.rest_area_mm2 + 0.2 * tr.area_now_mm2
-            return None
-        if tr.rest_area_mm2 is None or tr.rest_area_mm2 <= 0:
-            return None
-        if tr.seen_now:
-            c = float(np.clip(1.0 - tr.area_now_mm2 / tr.rest_area_mm2, 0.0, 1.0))
-            tr.last_pressed_compressibility = c
-        elif tr.last_pressed_compressibility is not None and tr.last_pressed_compressibility >= 0.5:
-            # seen shrinking under the probe, now gone: collapsed
-            tr.area_now_mm2 = 0.0
-            tr.diameter_now_mm = 0.0
-            c = 1.0
-        else:
-            # lost under pressure without having been seen to shrink (the probe moved, an artery shifted
-            # aside): not evidence of collapse
-            return None
-        tr.max_compressibility = c if tr.max_compressibility is None else max(tr.max_compressibility, c)
-        return c
-
-    @staticmethod
-    def _pulse_width_mm(tr: Track, prep: Prepared, disturbed: np.ndarray | None) -> tuple[float, bool] | None:
-        """Width of the lumen now, with sub-pixel precision, for the pulsatility series.
-
-        A binary mask moves in whole pixels (0.2 mm), about the size of an arterial pulse (5-10 % of 6 mm),
-        and along a straight long-axis wall every column flips at once; so each pixel near the edge counts
-        by where its grey lies between the lumen level and the wall level (a soft area).
-
-        Returns ``(width_mm, moved)``: ``moved`` when part of a long-axis lumen's outline moved and not its wall
-        (:data:`LONG_AXIS_PART_MOVED_MM`; the column heights of each reading are kept in ``Track.col_heights``).
-
-        ``disturbed``: where the needle, an acoustic shadow or spreading foam moves the grey for reasons of
-        its own. Transverse: the equivalent-circle diameter of the soft area; with part of the lumen
-        disturbed, the resting outline scaled by the ratio of the undisturbed part now to the same part of
-        the resting outline (the pulse moves the whole wall, so any part of it shows it). Long axis: the
-        mean soft height of the lumen over the central 80 % of the undisturbed columns it crosses.
-        """
-        lum = tr.lumen
-        rows, cols = prep.shape
-        r0, c0, r1, c1 = lum.bbox
-        pad = 2
-        a0, b0, a1, b1 = max(0, r0 - pad), max(0, c0 - pad), min(rows, r1 + pad), min(cols, c1 + pad)
-        dist = disturbed[a0:a1, b0:b1] if disturbed is not None else None
-        if not lum.longitudinal and (lum.occluded or (dist is not None and dist.any())):
-            if tr.ref_mask is None or tr.ref_lumen is None or tr.ref_mask.shape != prep.shape:
-                return None
-            free = ~disturbed if disturbed is not None else np.ones(prep.shape, bool)
-            visible_ref = np.count_nonzero(tr.ref_mask & free)
-            if visible_ref < 0.4 * np.count_nonzero(tr.ref_mask):
-                return None  # too little left in view to read the wall motion
-            return tr.ref_lumen.diameter_mm * math.sqrt(np.count_nonzero(tr.mask & free) / visible_ref), False
-        m = np.zeros((a1 - a0, b1 - b0), np.uint8)
-        m[r0 - a0:r1 - a0, c0 - b0:c1 - b0] = lum.mask
-        grown = cv2.dilate(m, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)).astype(bool)
-        inside = m.astype(bool)
-        ring = grown & ~inside
-        win = prep.ratio[a0:a1, b0:b1]
-        if dist is not None and dist.any():
-            # the levels from the undisturbed wall only: the needle's echo in the ring, or its shadow, would move
-            # them, and with them the soft edge all round the lumen
-            inside_lv, ring_lv = inside & ~dist, ring & ~dist
-            if np.count_nonzero(inside_lv) < 10 or np.count_nonzero(ring_lv) < 10:
-                return None
-        else:
-            inside_lv, ring_lv = inside, ring
-        if not ring_lv.any():
-            return None
-        lo = float(median(win[inside_lv]))
-        hi = float(percentile(win[ring_lv], 75))
-        if hi - lo < 0.1:
-            return None  # no edge contrast to interpolate on
-        soft = np.clip((hi - win) / (hi - lo), 0.0, 1.0) * grown
-        if lum.longitudinal:
-            cols_in = inside.any(axis=0)
-            if dist is not None:  # columns the needle, foam or a shadow disturb
-                cols_in &= ~dist.any(axis=0)
-            present = np.flatnonzero(cols_in)
-            if present.size < 10:
-                return None
-            cut = present.size // 10
-            used = present[cut:present.size - cut]
-            heights = soft.sum(axis=0) * np.float32(prep.mm_per_px_z)
-            now = float(heights[used].mean())
-            prof = np.full(cols, np.nan, np.float32)
-            prof[b0 + used] = heights[used]
-            ref, tr.col_heights = tr.col_heights, prof
-            if ref is not None and ref.shape[0] == cols:
-                d = prof[b0 + used] - ref[b0 + used]
-                d = d[np.isfinite(d)]
-                if d.size >= 10:
-                    q25, q75 = (float(v) for v in np.percentile(d, (25, 75)))
-                    if q75 - q25 > LONG_AXIS_PART_MOVED_MM:
-                        return now, True  # part of the outline moved, not the wall
-            return now, False
-        return 2.0 * math.sqrt(float(soft.sum()) * prep.mm_per_px_x * prep.mm_per_px_z / math.pi), False
-
     def _below_foam(self, shape: tuple[int, int]) -> np.ndarray | None:
         """Where the image lies under a lumen holding foam (as of the last frame): the foam's echoes and its
         shadow change the grey there as it spreads, which is not the wall motion of the vessels below."""
@@ -653,67 +545,13 @@ class Engine:
         return m
 
     @staticmethod
-    def _systoles(tracks: list[Track], t: float) -> list[float]:
+    def _systoles(tracks: list[Track], t: float) -> tuple[float, ...]:
         """Systolic peak times (s) shown by the clearly pulsing arteries in view: the cardiac clock of this image."""
         out: list[float] = []
         for tr in tracks:
-            if tr.kind == "artery" and tr.seen_now:
-                out += systole_times(tr.areas, t, min_score=REFERENCE_PULSE_SCORE)
-        return out
-
-    def _update_evidence(self, tr: Track, prep: Prepared, t: float, pressed: bool, near: np.ndarray | None,
-                         shadow: np.ndarray | None = None, below_foam: np.ndarray | None = None,
-                         tip_mm: tuple[float, float] | None = None, systoles: list[float] | None = None) -> None:
-        # the lumen's own pulsation is read where nothing else moves its outline: no probe pressure, no foam in
-        # it; the parts near the needle, under a shadow or under spreading foam are left out (the rest of the
-        # wall still shows the pulse). The needle tip (or an out-of-plane needle's dot) within 2 mm pushes and
-        # rings on the wall itself: the series then pauses
-        touched = (tip_mm is not None and not tr.lumen.longitudinal
-                   and tip_in_mask(prep, tr.mask, tip_mm, tol_mm=TIP_TOUCH_MM))
-        disturbed = None
-        for extra in (near, below_foam, shadow):
-            if extra is not None:
-                disturbed = extra if disturbed is None else disturbed | extra
-        if tr.seen_now and tr.foam_fill < 0.05 and self._needle_seen_t is None:
-            tr.echogenic_frames += tr.lumen.echogenic  # thrombus-filled, found by its wall (not foam)
-            tr.clear_frames += not tr.lumen.echogenic
-        if tr.seen_now and not pressed and tr.foam_fill < 0.05 and not touched:
-            # (a needle within 2 mm of a transverse lumen: its echoes and ring-down move the outline; the
-            # series pauses and resumes once it is clear)
-            reading = self._pulse_width_mm(tr, prep, disturbed)
-            width, moved = reading if reading is not None else (0.0, False)
-            if width > 0.0:  # (none of the lumen left undisturbed: no reading)
-                if tr.areas and (moved or abs(width / (2.0 * math.sqrt(tr.areas[-1][1] / math.pi)) - 1.0)
-                                 > MAX_PULSE_STEP):
-                    tr.areas.clear()  # a jump no pulse makes between two frames: the segmentation changed
-                tr.areas.append((t, math.pi * (0.5 * width) ** 2))  # width series, any view
-            if not tr.walls or t - tr.walls[-1][0] >= WALL_EVERY_S:
-                tr.walls.append((t, wall_ratio(prep, tr.mask)))
-        elif tr.foam_fill >= 0.05:
-            tr.areas.clear()  # foam and spasm change the lumen: start again once free
-        cf = colour_fraction(prep, tr.mask if tr.seen_now else (tr.ref_mask if tr.ref_mask is not None else tr.mask))
-        if cf is not None and not pressed:
-            tr.colour.append((t, cf))
-        if tr.kind != "unknown" and not tr.seen_now:
-            return  # coasting: nothing new to weigh, the decision stands
-        if tr.kind != "unknown" and (touched or tr.foam_fill >= 0.05 or pressed) and tr.max_compressibility is None:
-            return  # the decision taken on the free vessel stands while the needle or foam deform it
-        logit, decided = artery_logit(t_now=t, t_first=tr.t_first, areas=tr.areas, colour=tr.colour,
-                                      walls=tr.walls, max_compressibility=tr.max_compressibility,
-                                      echogenic_fraction=tr.echogenic_frames / max(1, tr.echogenic_frames
-                                                                                   + tr.clear_frames),
-                                      systoles=systoles or ())
-        tr.artery_probability = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
-        if not decided:
-            tr.flip_since = None
-            return
-        kind = "artery" if logit > 0 else "vein"
-        if tr.kind == "unknown" or kind == tr.kind:
-            tr.kind, tr.flip_since = kind, None
-        elif tr.flip_since is None:
-            tr.flip_since = t  # a vessel does not change kind: the contrary evidence must persist
-        elif t - tr.flip_since >= (FLIP_TO_ARTERY_S if kind == "artery" else FLIP_TO_VEIN_S):
-            tr.kind, tr.flip_since = kind, None
+            if tr.kind_state.kind == "artery" and tr.seen_now:
+                out += systole_times(tr.kind_state.areas, t, min_score=REFERENCE_PULSE_SCORE)
+        return tuple(out)
 
     @staticmethod
     def _clear_of_wall(tr: Track, prep: Prepared, tip: np.ndarray) -> bool:

@@ -9,7 +9,7 @@ dynamic range moves the threshold with the image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -73,15 +73,12 @@ class Prepared:
     reason: str = ""
     #: The imaged area (:mod:`.footprint`) at working resolution: where the frame holds ultrasound data.
     imaged: np.ndarray | None = None
-    _cache: dict = field(default_factory=dict, repr=False)
+    #: Grey relative to the local tissue level (``small / background``), computed once per frame (on making).
+    ratio: np.ndarray | None = None
 
-    @property
-    def ratio(self) -> np.ndarray:
-        """Grey relative to the local tissue level (``small / background``), computed once per frame."""
-        cached = self._cache.get("ratio")
-        if cached is None:
-            cached = self._cache["ratio"] = self.small / self.background
-        return cached
+    def __post_init__(self) -> None:
+        if self.ratio is None:
+            object.__setattr__(self, "ratio", self.small / self.background)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -61,7 +61,6 @@ def acoustic_shadow(prep: Prepared) -> np.ndarray:
         shadowed = cv2.morphologyEx(shadowed.astype(np.uint8)[None, :], cv2.MORPH_OPEN,
                                     np.ones((1, width), np.uint8))[0].astype(bool)
     mask = np.zeros((rows, cols), bool)
-    prep._cache["acoustic_shadow"] = mask  # for the tracker (a vessel under a shadow is still there)
     if not shadowed.any():
         return mask
     win = max(1, int(round(WINDOW_MM / prep.mm_per_px_z)))

@@ -21,8 +21,9 @@ import cv2
 import numpy as np
 
 from echosclero.guidance._masks import mask_bbox
-from echosclero.guidance._quantile import percentile
+from echosclero.guidance.compression_state import CompressionState
 from echosclero.guidance.foam import content_ratio, fill_fraction
+from echosclero.guidance.kind_state import KindState
 from echosclero.guidance.preprocess import Prepared
 from echosclero.guidance.vessels import Lumen, is_round, lumen_from_mask
 
@@ -63,8 +64,7 @@ class Track:
     ref_area_mm2: float = 0.0
     ref_lumen: Lumen | None = None  # the lumen as last fully seen (no foam, no shadow)
     baseline_diameter_mm: float | None = None
-    rest_area_mm2: float | None = None
-    max_compressibility: float | None = None
+    compression: CompressionState = field(default_factory=CompressionState)  # the compression test's evidence
     area_now_mm2: float = 0.0
     diameter_now_mm: float = 0.0
     foam_fill: float = 0.0
@@ -77,18 +77,8 @@ class Track:
     foam_width_ref: float | None = None  # width of the foam-filled lumen when its fill first passed a half (mm)
     foam_widths: deque = field(default_factory=lambda: deque(maxlen=32))  # foam widths read (mm), see Engine
     spasm_now: float | None = None  # relative diameter loss against the pre-injection baseline
-    # evidence histories: (t_s, value)
-    areas: deque = field(default_factory=lambda: deque(maxlen=128))
-    col_heights: np.ndarray | None = None  # long axis: soft lumen height per image column at the last width reading
-    colour: deque = field(default_factory=lambda: deque(maxlen=128))
-    walls: deque = field(default_factory=lambda: deque(maxlen=128))
-    artery_probability: float = 0.5
-    kind: str = "unknown"
-    flip_since: float | None = None  # contrary decisive evidence seen since (s), see Engine._update_evidence
+    kind_state: KindState = field(default_factory=KindState)  # vein or artery, and the evidence behind it
     tip_near_t: float | None = None  # last time (s) the needle tip was near this lumen (a source of foam)
-    last_pressed_compressibility: float | None = None  # during the current compression, while still seen
-    echogenic_frames: int = 0  # frames the lumen was found filled with echoes (thrombus), outside injections
-    clear_frames: int = 0
     seen_now: bool = True
 
     @property
@@ -160,8 +150,12 @@ class VesselTracker:
                     out.append(sub)
         return out
 
-    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float, *, exclude: np.ndarray | None = None
-               ) -> list[Track]:
+    def update(self, lumens: list[Lumen], prep: Prepared, t_s: float, *, exclude: np.ndarray | None = None,
+               shadow: np.ndarray | None = None) -> list[Track]:
+        """Assign this frame's lumens to tracks; the tracks to report (seen now, or confirmed and coasting).
+
+        ``exclude``: the needle's mask (a needle cuts one lumen into fragments); ``shadow``: the frame's acoustic
+        shadows (a steady track under one is hidden, not gone, and coasts longer)."""
         shape = prep.shape
         lumens = self._split_over_tracks(lumens, prep)
         masks = [_lumen_full_mask(lum, shape) for lum in lumens]
@@ -219,7 +213,6 @@ class VesselTracker:
             self._next_id += 1
             self.tracks.append(tr)
         keep = []
-        shadow = prep._cache.get("acoustic_shadow")  # set by shadows.acoustic_shadow for this frame
         for tr in self.tracks:
             gap = t_s - tr.t_last_seen
             coast = MAX_COAST_S if tr.hits >= STEADY_HITS else MIN_COAST_S
@@ -254,32 +247,6 @@ def ignore_free(masks: list[np.ndarray], js: list[int], exclude: np.ndarray | No
         return True
     grown = cv2.dilate(exclude.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return not any(np.any(masks[j] & grown) for j in js)
-
-
-def wall_ratio(prep: Prepared, mask: np.ndarray) -> float:
-    """Median grey / tissue level in a ring 0.2-1.0 mm outside the lumen (vessel wall echogenicity)."""
-    k_in = max(1, int(round(0.2 / prep.mm_per_px_x)))
-    k_out = max(2, int(round(1.0 / prep.mm_per_px_x)))
-    box = mask_bbox(mask)
-    if box is None:
-        return float("nan")
-    r0, r1 = max(0, box[0] - k_out - 1), min(mask.shape[0], box[1] + k_out + 1)
-    c0, c1 = max(0, box[2] - k_out - 1), min(mask.shape[1], box[3] + k_out + 1)
-    sub = mask[r0:r1, c0:c1].astype(np.uint8)
-    outer = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_out + 1, 2 * k_out + 1)))
-    inner = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k_in + 1, 2 * k_in + 1)))
-    ring = (outer > 0) & (inner == 0)
-    if not ring.any():
-        return float("nan")
-    ratio = prep.small[r0:r1, c0:c1][ring] / prep.background[r0:r1, c0:c1][ring]
-    return float(percentile(ratio, 75))
-
-
-def colour_fraction(prep: Prepared, mask: np.ndarray) -> float | None:
-    if prep.colour_small is None:
-        return None
-    vals = prep.colour_small[mask]
-    return float(vals.mean()) if vals.size else 0.0
 
 
 def foam_measure(prep: Prepared, tr: Track, exclude: np.ndarray | None, shade: np.ndarray | None = None
